@@ -1,0 +1,1 @@
+"""The `aimed-eval` command line."""

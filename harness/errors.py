@@ -1,0 +1,28 @@
+"""User-facing errors: one sentence that names the file (and line or field) and the fix.
+
+The CLI turns a ``UserError`` into ``aimed-eval: error: <message>`` on stderr and exit
+code 2, never a traceback. Anything else escaping is a bug in this tool.
+"""
+
+
+class UserError(Exception):
+    """A mistake in the user's input (files, flags, specs) that they can fix."""
+
+    exit_code = 2
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    """A ' (did you mean X?)' suffix for the closest known names, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"

@@ -1,0 +1,1 @@
+"""Model backends: the HF transformers/peft backend, its loading and fingerprints."""

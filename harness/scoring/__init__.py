@@ -1,0 +1,1 @@
+"""Scoring lives apart from task definitions: metrics, answer choice and extraction."""

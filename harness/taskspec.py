@@ -1,0 +1,139 @@
+"""The schema of task and group spec files (YAML). Unknown keys are rejected; no spec runs code.
+
+A task spec names its data (a loader for the publisher's format and a path), how items
+become prompts, which scoring modes apply and which metrics it reports::
+
+    task: cmexam
+    version: 1
+    kind: multiple_choice
+    description: 以下是中国医师资格考试的选择题，请选出正确答案。
+    data:
+      loader: cmexam
+      path: $AIMED_DATA/cmexam/val.csv
+    metrics: [acc, set_f1]
+
+A path that starts with ``$AIMED_DATA/`` is found under the folder that ``AIMED_DATA``
+names; any other relative path is relative to the spec file's own folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import UserError
+
+MODES = ("loglikelihood", "cloze", "generate")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnMap(_Strict):
+    """Which columns of a user's CSV/JSONL hold what (the ``table`` loader)."""
+
+    question: str = "question"
+    options: Optional[Union[str, list[str]]] = None  # one column "A xx\nB yy", a dict column, or one column a letter
+    answer: Optional[str] = "answer"
+    target: Optional[str] = None  # generation tasks: the reference text
+    id: Optional[str] = None
+    categories: list[str] = Field(default_factory=list)
+
+
+class DataSpec(_Strict):
+    loader: str
+    path: str
+    fewshot_path: Optional[str] = None  # few-shot examples; default: other items of `path`
+    columns: Optional[ColumnMap] = None  # `table` loader only
+    encoding: str = "utf-8"
+    options: dict[str, Union[str, int, float, bool, list[str]]] = Field(default_factory=dict)
+
+
+class GenerationSpec(_Strict):
+    max_new_tokens: int = Field(64, ge=1, le=8192)
+    stop: list[str] = Field(default_factory=lambda: ["\n\n"])
+
+
+class TaskSpec(_Strict):
+    task: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    version: int = 1
+    kind: Literal["multiple_choice", "generation"]
+    description: str = ""
+    data: DataSpec
+    # For generation tasks: how the input is put to the model ({input} is the item's text).
+    prompt: str = "{input}"
+    answer_prefix: str = "答案："
+    default_mode: Optional[Literal["loglikelihood", "cloze", "generate"]] = None
+    num_fewshot: int = Field(0, ge=0, le=25)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    metrics: list[str]
+    primary_metric: Optional[str] = None
+    limit: Optional[int] = Field(None, ge=1)
+
+    @property
+    def mode(self) -> str:
+        if self.default_mode:
+            return self.default_mode
+        return "loglikelihood" if self.kind == "multiple_choice" else "generate"
+
+    @property
+    def main_metric(self) -> str:
+        return self.primary_metric or self.metrics[0]
+
+
+class GroupSpec(_Strict):
+    group: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = ""
+    tasks: list[str] = Field(min_length=1)
+
+
+Spec = Union[TaskSpec, GroupSpec]
+
+
+def parse_spec(path: Path) -> Spec:
+    """Read and check one spec file; a UserError names the file and the offending field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such spec file; give a task name or the path of a .yaml spec") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path}: not valid UTF-8 YAML ({first}); fix the file's syntax") from None
+    if not isinstance(raw, dict) or not ({"task", "group"} & raw.keys()):
+        raise UserError(f"{path}: a spec is a YAML mapping with a 'task' or a 'group' key")
+    model = GroupSpec if "group" in raw else TaskSpec
+    try:
+        spec = model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(_field_names(model, err["loc"][:-1]))
+            raise UserError(f"{path}: unknown key {field!r}; known keys here: {known}") from None
+        raise UserError(f"{path}: field {field!r}: {err['msg']}; fix it in the spec") from None
+    if isinstance(spec, TaskSpec):
+        _check_task(spec, path)
+    return spec
+
+
+def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        ann = model.model_fields[part].annotation
+        for cand in getattr(ann, "__args__", (ann,)):
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                model = cand
+                break
+    return sorted(model.model_fields)
+
+
+def _check_task(spec: TaskSpec, path: Path) -> None:
+    if spec.primary_metric and spec.primary_metric not in spec.metrics:
+        raise UserError(f"{path}: primary_metric {spec.primary_metric!r} is not in metrics {spec.metrics}")
+    if spec.kind == "generation" and spec.default_mode not in (None, "generate"):
+        raise UserError(f"{path}: a generation task scores in 'generate' mode only; remove default_mode")

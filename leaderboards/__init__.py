@@ -1,0 +1,1 @@
+"""Results-index queries, leaderboard tables and the streamlit dashboard. Not built yet: see issue 3."""

@@ -1,0 +1,12 @@
+"""Built-in tasks: spec files (``specs/``), loaders for the publishers' formats
+(``loaders/``), the metrics the tasks name (``metrics/``) and small demo data
+(``demo_data/``). Importing this package registers all of it with the harness.
+"""
+
+from pathlib import Path
+
+from aimed.harness import plugins
+
+from . import loaders, metrics  # noqa: F401  (importing registers them)
+
+plugins.add_spec_dir(Path(__file__).parent / "specs")

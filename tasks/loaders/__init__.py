@@ -1,0 +1,1 @@
+"""Loaders, one a publisher format, shared by the tasks that use it."""

@@ -1,0 +1,1 @@
+"""Metrics named by task specs."""
