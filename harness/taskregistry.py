@@ -173,3 +173,24 @@ def group_members(name: str) -> list[str] | None:
     if isinstance(spec, TaskSpec):
         return None
     return [t.name for t in resolve_tasks([name])]
+
+
+def group_tree(names: list[str]) -> dict[str, list[str]]:
+    """Every group among ``names`` (and inside them) -> its direct members, members first."""
+    tree: dict[str, list[str]] = {}
+
+    def visit(name: str) -> str:
+        spec, path = load_spec(name)
+        if isinstance(spec, TaskSpec):
+            return spec.task
+        members = []
+        for m in spec.tasks:
+            if m.endswith((".yaml", ".yml")) and not os.path.isabs(m):
+                m = str(path.parent / m)
+            members.append(visit(m))
+        tree.setdefault(spec.group, members)
+        return spec.group
+
+    for n in names:
+        visit(n)
+    return tree

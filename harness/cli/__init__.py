@@ -1,1 +1,49 @@
-"""The `aimed-eval` command line."""
+"""The ``aimed-eval`` command line: one module a command, registered here.
+
+A ``UserError`` anywhere becomes one line on stderr and exit code 2; a gate failure
+(later) is exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional
+
+from ..errors import UserError
+from . import demo_cmd, export_cmd, run_cmd, score_cmd, tasks_cmd
+
+COMMANDS = (run_cmd, tasks_cmd, score_cmd, export_cmd, demo_cmd)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, as for every other user mistake
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aimed-eval", description="Score Chinese medical LLM checkpoints.")
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"aimed-eval {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"aimed-eval: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("aimed-eval: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,8 @@
-"""Loaders, one a publisher format, shared by the tasks that use it."""
+"""Loaders, one a publisher format, shared by the tasks that use it.
+
+Importing this package registers them all in ``aimed.harness.plugins.LOADERS``:
+``cmexam``, ``cmmlu``, ``csl``, ``medterm``, ``medqa_mcmle`` and ``table`` (a user's own
+CSV/JSONL). ``_io`` holds the reading helpers they share.
+"""
+
+from . import cmexam, cmmlu, csl, medqa_mcmle, medterm, table  # noqa: F401  (importing registers them)

@@ -1,0 +1,59 @@
+"""``aimed-eval run``: score a checkpoint on tasks and write a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ..cache import default_cache_dir
+from ..errors import UserError
+from ..evaluate import evaluate
+from ..runner import RunOptions
+from ..scoring.score import CLOZE_NORMS
+from ..taskspec import MODES
+from .model_flags import add_model_flags, model_args
+from .summary import print_summary
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="score a checkpoint on tasks", description=__doc__)
+    add_model_flags(p)
+    p.add_argument("--tasks", default="medqa", help="tasks, groups or spec files, comma-separated "
+                   "(default: medqa, the suite)")
+    p.add_argument("--mode", choices=MODES, default=None,
+                   help="multiple-choice scoring: loglikelihood | cloze | generate (default: per task)")
+    p.add_argument("--cloze_norm", choices=CLOZE_NORMS, default="char",
+                   help="cloze mode's length normalisation (default: char)")
+    p.add_argument("--num_fewshot", type=int, default=None, help="few-shot examples (default: per task)")
+    p.add_argument("--seed", type=int, default=1234, help="seed for few-shot sampling")
+    p.add_argument("--limit", type=int, default=None, help="score only the first N items of each task")
+    p.add_argument("--batch_size", default="auto", help="N or auto")
+    p.add_argument("--output_dir", type=Path, default=None, help="run folder (default: aimed_runs/<model>-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output_dir")
+    p.add_argument("--cache_dir", type=Path, default=None,
+                   help="response cache folder (default: $AIMED_CACHE or ~/.cache/aimed-eval)")
+    p.add_argument("--no_cache", action="store_true", help="neither read nor write the response cache")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(ns: argparse.Namespace) -> int:
+    if ns.batch_size != "auto" and not (ns.batch_size.isdigit() and int(ns.batch_size) > 0):
+        raise UserError(f"--batch_size {ns.batch_size}: give a positive number or auto")
+    if ns.limit is not None and ns.limit < 1:
+        raise UserError("--limit: give a positive number of items")
+    if ns.num_fewshot is not None and ns.num_fewshot < 0:
+        raise UserError("--num_fewshot: give 0 or more")
+    args = model_args(ns)
+    opts = RunOptions(mode=ns.mode, num_fewshot=ns.num_fewshot, limit=ns.limit, seed=ns.seed,
+                      template_name=ns.template_name, cloze_norm=ns.cloze_norm, progress=not ns.quiet)
+    names = [t.strip() for t in ns.tasks.split(",") if t.strip()]
+    result = evaluate(args, names, opts, output_dir=ns.output_dir,
+                      cache_dir=ns.cache_dir or default_cache_dir(), use_cache=not ns.no_cache,
+                      batch_size=ns.batch_size, overwrite=ns.overwrite)
+    print_summary(result.results)
+    print(f"run folder: {result.run_dir}")
+    if os.environ.get("AIMED_PRINT_TIMINGS"):
+        print(result.results["aimed"]["timings"])
+    return 0

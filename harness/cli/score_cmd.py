@@ -1,0 +1,66 @@
+"""``aimed-eval score RUN_DIR``: re-score a run's saved outputs without loading the model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import UserError
+from ..results import FILTER, read_results, task_block
+from ..scoring.score import CLOZE_NORMS, by_category, score_record, summarise
+from ..taskspec import TaskSpec
+from .summary import print_summary
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("score", help="re-score a run folder's saved outputs (no model needed)")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--cloze_norm", choices=CLOZE_NORMS, default=None, help="default: the run's own")
+    p.set_defaults(func=score)
+
+
+class _Outcome:  # the shape results.task_block reads
+    def __init__(self, name, metrics):
+        self.task = type("T", (), {"name": name})
+        self.metrics = metrics
+
+
+def score(ns: argparse.Namespace) -> int:
+    results = read_results(ns.run_dir)
+    plugins_loaded()
+    norm = ns.cloze_norm or results.get("aimed", {}).get("options", {}).get("cloze_norm", "char")
+    changed = 0
+    for task, cfg in results["configs"].items():
+        spec = TaskSpec.model_validate({k: v for k, v in cfg.items() if k in TaskSpec.model_fields})
+        f = ns.run_dir / f"samples_{task}.jsonl"
+        if not f.exists():
+            raise UserError(f"{f}: missing; the run folder is incomplete")
+        records = []
+        for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                raise UserError(f"{f}:{lineno}: not valid JSON; the samples file is damaged") from None
+        before = [r.get("filtered_resps") for r in records]
+        for r in records:
+            score_record(spec, r, norm)
+        changed += sum(b != r["filtered_resps"] for b, r in zip(before, records))
+        block = task_block(_Outcome(task, summarise(spec, records)))
+        old = results["results"][task]
+        results["results"][task] = {**{k: v for k, v in old.items() if "," not in k}, **block}
+        cats = by_category(spec, records)
+        if cats:
+            results.setdefault("aimed", {}).setdefault("categories", {})[task] = cats
+        f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    (ns.run_dir / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
+    print_summary({**results, "results": {k: v for k, v in results["results"].items()
+                                          if k not in results.get("groups", {})}})
+    print(f"re-scored {ns.run_dir} ({changed} predictions changed; filter '{FILTER}')")
+    return 0
+
+
+def plugins_loaded() -> None:
+    from .. import plugins
+
+    plugins.load_plugins()

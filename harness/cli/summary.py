@@ -1,0 +1,31 @@
+"""The plain-text table of a run's scores that ``run`` and ``score`` print."""
+
+from __future__ import annotations
+
+
+def _fmt(x) -> str:
+    return f"{x:.4f}" if isinstance(x, (int, float)) else "—"
+
+
+def print_summary(results: dict) -> None:
+    rows = []
+    groups = set(results.get("groups", {}))
+    n_samples = results.get("n-samples", {})
+    for task, block in results["results"].items():
+        for key, value in block.items():
+            if "," not in key or "_stderr" in key:
+                continue
+            metric = key.split(",")[0]
+            se = block.get(f"{metric}_stderr,none")
+            n = n_samples.get(task, {}).get("effective", "")
+            rows.append((("* " if task in groups else "") + task, metric, _fmt(value),
+                         "± " + _fmt(se) if isinstance(se, (int, float)) else "", str(n)))
+    head = ("task", "metric", "value", "stderr", "n")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(5)]
+    line = "  ".join(h.ljust(w) for h, w in zip(head, widths))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    if groups:
+        print("(* a group: size-weighted means; score = mean of its members' main metrics)")

@@ -1,0 +1,68 @@
+"""``aimed-eval tasks`` lists tasks and groups; ``aimed-eval validate`` checks one."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UserError
+from ..taskregistry import Task, builtin_specs, load_spec, resolve_tasks
+from ..taskspec import GroupSpec, TaskSpec
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("tasks", help="list tasks and groups, with item counts and data locations")
+    p.add_argument("--no_counts", action="store_true", help="do not read the data files")
+    p.set_defaults(func=list_tasks)
+    v = sub.add_parser("validate", help="check a task or spec file and its data")
+    v.add_argument("task", help="a task or group name, or the path of a .yaml spec")
+    v.set_defaults(func=validate)
+
+
+def _status(task: Task, count: bool) -> tuple[str, str]:
+    path = task.data_path
+    if not path.exists():
+        return "missing", str(path)
+    if not count:
+        return "found", str(path)
+    try:
+        return str(len(task.samples())), str(path)
+    except UserError as exc:
+        return "invalid", exc.message
+
+
+def list_tasks(ns: argparse.Namespace) -> int:
+    rows, groups = [], []
+    for name, path in builtin_specs().items():
+        spec, _ = load_spec(name)
+        if isinstance(spec, GroupSpec):
+            groups.append((name, ", ".join(spec.tasks)))
+            continue
+        items, where = _status(Task(spec, path), not ns.no_counts)
+        rows.append((name, spec.kind.replace("multiple_choice", "mcq"), spec.mode, items, where))
+    head = ("task", "kind", "mode", "items", "data")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(4)]
+    print("  ".join(h.ljust(w) for h, w in zip(head[:4], widths)) + "  " + head[4])
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
+    print("\ngroups:")
+    for name, members in groups:
+        print(f"  {name}: {members}")
+    if any(r[3] == "missing" for r in rows):
+        print("\nmissing data: set AIMED_DATA to the folder that holds the publishers' files "
+              "(cmexam/val.csv, cmmlu/test/*.csv, csl/, medterm/), or see `aimed-eval validate TASK`")
+    return 0
+
+
+def validate(ns: argparse.Namespace) -> int:
+    spec, path = load_spec(ns.task)
+    tasks = resolve_tasks([ns.task])
+    for task in tasks:
+        items = task.samples()
+        multi = sum(s.is_multi_answer for s in items)
+        extra = f", {multi} multi-answer" if task.spec.kind == "multiple_choice" else ""
+        print(f"ok  {task.name}: {len(items)} items{extra} from {task.data_path}")
+    if isinstance(spec, GroupSpec):
+        print(f"ok  group {spec.group}: {len(tasks)} tasks ({path})")
+    elif isinstance(spec, TaskSpec):
+        print(f"ok  spec {path}")
+    return 0

@@ -1,0 +1,126 @@
+"""One evaluation run end to end: load the model, score the tasks, write the run folder."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Optional
+
+from .cache import NoCache, ResponseCache
+from .errors import UserError
+from .models.args import ModelArgs
+from .models.fingerprint import combine, folder_fingerprint
+from .results import build_results, prepare_output_dir, write_run
+from .runner import RunOptions, TaskOutcome, run_task
+from .taskregistry import group_tree, resolve_tasks
+
+MANIFEST = "aimed_checkpoint.json"
+VERSIONED = ("aimed-eval", "torch", "transformers", "peft", "tokenizers", "safetensors", "rouge-chinese", "jieba")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    results: dict
+    outcomes: list[TaskOutcome]
+
+
+def package_versions() -> dict[str, Optional[str]]:
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def model_fingerprint(backend, args: ModelArgs, cache) -> str:
+    memo = (cache.known_hash, cache.remember_hash)
+    info = backend.info
+    parts = [folder_fingerprint(Path(info["model_folder"]), memo)]
+    parts += [folder_fingerprint(Path(a), memo) for a in info["adapter_folders"]]
+    if args.tokenizer_path:
+        parts.append(folder_fingerprint(Path(args.tokenizer_path), memo))
+    parts += [f"template={args.template_name}", f"dtype={info['dtype']}", f"resize={args.resize_emb}"]
+    return combine(*parts)
+
+
+def read_manifest(folder: Path) -> Optional[dict]:
+    f = folder / MANIFEST
+    if not f.exists():
+        return None
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise UserError(f"{f}: not valid JSON ({exc}); fix or remove the manifest") from None
+
+
+def default_output_dir(model: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("aimed_runs") / f"{Path(model.rstrip('/')).name}-{stamp}"
+
+
+def evaluate(args: ModelArgs, task_names: list[str], opts: RunOptions, *, output_dir: Optional[Path] = None,
+             cache_dir: Optional[Path] = None, use_cache: bool = True, batch_size: str = "auto",
+             overwrite: bool = False, backend=None) -> RunResult:
+    started = time.time()
+    tasks = resolve_tasks(task_names)
+    output_dir = Path(output_dir) if output_dir else default_output_dir(args.model)
+    prepare_output_dir(output_dir, overwrite)
+    for task in tasks:  # fail on bad data before the (slow) model load
+        task.samples()
+        if task.fewshot_path and (opts.num_fewshot or task.spec.num_fewshot):
+            task.fewshot_pool()
+    if opts.template_name != args.template_name:
+        args.template_name = opts.template_name
+    cache = ResponseCache(cache_dir) if use_cache and cache_dir else NoCache()
+    load_started = time.perf_counter()
+    if backend is None:
+        from .models.hf import HFBackend
+
+        backend = HFBackend(args, batch_size=batch_size)
+    load_seconds = time.perf_counter() - load_started
+    fingerprint = model_fingerprint(backend, args, cache)
+    outcomes = [run_task(t, backend, cache, fingerprint, opts) for t in tasks]
+    cache.close()
+    model_folder = Path(backend.info["model_folder"])
+    adapters = [Path(a) for a in backend.info["adapter_folders"]]
+    manifest = read_manifest(adapters[0] if adapters else model_folder)
+    config = {
+        "model": backend.name, "model_args": _model_args_string(args), "batch_size": batch_size,
+        "device": backend.info["device"], "limit": opts.limit, "random_seed": opts.seed,
+        "fewshot_seed": opts.seed, "apply_chat_template": args.template_name != "raw",
+    }
+    aimed = {
+        "model": {"args": args.to_dict(), "fingerprint": fingerprint, "folder": str(model_folder),
+                  "adapters": [str(a) for a in adapters], "dtype": backend.info["dtype"],
+                  "manifest": manifest},
+        "tasks": {o.task.name: {"mode": o.mode, "version": o.task.spec.version, "spec_hash": o.task.spec_hash,
+                                "data_hash": o.task.data_hash, "data_path": str(o.task.data_path),
+                                "spec_path": str(o.task.spec_path)} for o in outcomes},
+        "categories": {o.task.name: o.categories for o in outcomes if o.categories},
+        "options": {"mode": opts.mode, "num_fewshot": opts.num_fewshot, "cloze_norm": opts.cloze_norm,
+                    "template_name": opts.template_name},
+        "versions": package_versions(), "python": platform.python_version(),
+        "timings": {"load_seconds": round(load_seconds, 3),
+                    **{o.task.name: {"seconds": round(o.seconds, 3), "computed": o.computed,
+                                     "cached": o.cached} for o in outcomes}},
+    }
+    results = build_results(outcomes, group_tree(task_names), config, aimed, started)
+    run_dir = write_run(output_dir, results, {o.task.name: o.records for o in outcomes})
+    return RunResult(run_dir, results, outcomes)
+
+
+def _model_args_string(args: ModelArgs) -> str:
+    parts = [f"pretrained={args.model}"]
+    if args.lora_model:
+        parts.append(f"peft={args.lora_model[0]}")
+    if args.tokenizer_path:
+        parts.append(f"tokenizer={args.tokenizer_path}")
+    parts.append(f"dtype={args.dtype}")
+    return ",".join(parts)

@@ -1,0 +1,206 @@
+"""The Hugging Face backend: batched log-likelihoods and greedy generation on a causal LM.
+
+Batches are left-padded (with position ids counted from each row's first real token),
+so every row's last context token sits in the last column. That lets the forward pass
+keep logits only for the last few positions (``logits_to_keep``): with a 150k
+vocabulary the output layer over every position would be most of the work.
+Requests are sorted longest first, so memory trouble shows up in the first batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+
+import torch
+
+from .args import ModelArgs
+from .loading import load_model
+
+
+@dataclass(frozen=True)
+class LoglikelihoodRequest:
+    context: str
+    continuations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    context: str
+    max_new_tokens: int
+    stop: tuple[str, ...]
+
+
+# One scored continuation: (sum of log-probabilities, number of tokens, greedy?)
+ContinuationScore = tuple[float, int, bool]
+
+
+class HFBackend:
+    name = "hf"
+
+    def __init__(self, args: ModelArgs, batch_size: str | int = "auto"):
+        self.args = args
+        self.model, self.tokenizer, self.info = load_model(args)
+        self.device = self.info["device"]
+        self.max_length = self.info["max_length"]
+        self.batch_size = batch_size
+
+    # ---- tokenisation -------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        # No special tokens, as lm-evaluation-harness does for causal LMs.
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """Split like lm-eval: encode the whole, take the context's length off the front."""
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            continuation = context[-n_spaces:] + continuation
+            context = context[:-n_spaces]
+        whole = self.encode(context + continuation)
+        ctx = self.encode(context)
+        if not ctx:  # an empty context is scored after the end-of-text token
+            ctx, whole = [self.tokenizer.eos_token_id], [self.tokenizer.eos_token_id] + whole
+        return ctx, whole[len(ctx):]
+
+    # ---- batching -----------------------------------------------------------------
+    def _batch_size(self, longest: int) -> int:
+        if self.batch_size != "auto":
+            return int(self.batch_size)
+        # Bounded by tokens a batch, so long prompts get smaller batches.
+        budget = 32768 if self.device.startswith("cuda") else 8192
+        return max(1, min(64, budget // max(1, longest)))
+
+    def _forward_tail(self, rows: Sequence[list[int]], keep: int) -> torch.Tensor:
+        """Log-probabilities of the last ``keep`` positions of each left-padded row: [B, keep, V]."""
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                         position_ids=positions.to(self.device), logits_to_keep=keep, use_cache=False)
+        return torch.log_softmax(out.logits[:, -keep:, :].float(), dim=-1)
+
+    def _truncate(self, ctx: list[int], cont: list[int]) -> list[int]:
+        whole = (ctx + cont)[:-1]
+        return whole[-(self.max_length):]
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest], bar=None) -> list[list[ContinuationScore]]:
+        """For each request, a score per continuation, in the request's order.
+
+        ``bar`` (a tqdm bar or None) advances by one for every request scored."""
+        # Flatten to (request index, continuation index, context ids, continuation ids).
+        flat = []
+        for ri, req in enumerate(requests):
+            for ci, cont in enumerate(req.continuations):
+                ctx_ids, cont_ids = self.encode_pair(req.context, cont)
+                flat.append((ri, ci, ctx_ids, cont_ids))
+        results: list[list[Optional[ContinuationScore]]] = [[None] * len(r.continuations) for r in requests]
+        # Fast path: every continuation of a request is one token after the same context:
+        # one forward pass scores all of them from a single row of logits.
+        single: dict[int, list] = {}
+        multi = []
+        by_request: dict[int, list] = {}
+        for item in flat:
+            by_request.setdefault(item[0], []).append(item)
+        for ri, items in by_request.items():
+            if all(len(c) == 1 and ctx == items[0][2] for _, _, ctx, c in items):
+                single[ri] = items
+            else:
+                multi.extend(items)
+        self._score_single(single, results, bar)
+        self._score_multi(multi, results, bar)
+        return results  # type: ignore[return-value]
+
+    def _score_single(self, single: dict[int, list], results, bar) -> None:
+        order = sorted(single, key=lambda ri: -len(single[ri][0][2]))
+        i = 0
+        while i < len(order):
+            bs = self._batch_size(len(single[order[i]][0][2]))
+            chunk = order[i:i + bs]
+            rows = [single[ri][0][2][-self.max_length:] for ri in chunk]
+            logprobs = self._forward_tail(rows, keep=1)[:, 0, :]  # [B, V]
+            greedy = logprobs.argmax(-1)
+            for b, ri in enumerate(chunk):
+                for _, ci, _, cont in single[ri]:
+                    tok = cont[0]
+                    results[ri][ci] = (logprobs[b, tok].item(), 1, bool(greedy[b].item() == tok))
+            _advance(bar, len(chunk))
+            i += bs
+
+    def _score_multi(self, multi: list, results, bar) -> None:
+        multi = sorted(multi, key=lambda it: -(len(it[2]) + len(it[3])))
+        n_conts: dict[int, int] = {}
+        for ri, *_ in multi:
+            n_conts[ri] = n_conts.get(ri, 0) + 1
+        i = 0
+        while i < len(multi):
+            bs = self._batch_size(len(multi[i][2]) + len(multi[i][3]))
+            chunk = multi[i:i + bs]
+            rows = [self._truncate(ctx, cont) for _, _, ctx, cont in chunk]
+            keep = max(len(cont) for *_, cont in chunk)
+            logprobs = self._forward_tail(rows, keep=keep)  # [B, keep, V]
+            for b, (ri, ci, _, cont) in enumerate(chunk):
+                tail = logprobs[b, keep - len(cont):, :]  # the positions that predict `cont`
+                target = torch.tensor(cont, device=tail.device)
+                picked = tail.gather(-1, target[:, None])[:, 0]
+                results[ri][ci] = (picked.sum().item(), len(cont), bool((tail.argmax(-1) == target).all()))
+                n_conts[ri] -= 1
+                _advance(bar, n_conts[ri] == 0)  # a request is done when its last continuation is
+            i += bs
+
+    # ---- generation ---------------------------------------------------------------
+    def generate(self, requests: Sequence[GenerateRequest], bar=None) -> list[str]:
+        order = sorted(range(len(requests)), key=lambda i: -len(requests[i].context))
+        out: list[str] = [""] * len(requests)
+        i = 0
+        while i < len(order):
+            first = requests[order[i]]
+            enc0 = self.encode(first.context)
+            bs = self._batch_size(len(enc0) + first.max_new_tokens)
+            # A batch shares generation settings; split where they change.
+            chunk = [order[i]]
+            for j in order[i + 1:i + bs]:
+                if (requests[j].max_new_tokens, requests[j].stop) != (first.max_new_tokens, first.stop):
+                    break
+                chunk.append(j)
+            texts = self._generate_batch([requests[j].context for j in chunk], first)
+            for j, text in zip(chunk, texts):
+                out[j] = text
+            _advance(bar, len(chunk))
+            i += len(chunk)
+        return out
+
+    def _generate_batch(self, contexts: list[str], req: GenerateRequest) -> list[str]:
+        budget = max(1, self.max_length - req.max_new_tokens)
+        rows = [self.encode(c)[-budget:] or [self.tokenizer.eos_token_id] for c in contexts]
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for b, r in enumerate(rows):
+            ids[b, width - len(r):] = torch.tensor(r)
+            mask[b, width - len(r):] = 1
+        kwargs = {}
+        if req.stop:
+            kwargs.update(stop_strings=list(req.stop), tokenizer=self.tokenizer)
+        gen = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                  max_new_tokens=req.max_new_tokens, do_sample=False,
+                                  pad_token_id=pad, **kwargs)
+        texts = self.tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
+        return [cut_at_stop(t, req.stop) for t in texts]
+
+
+def _advance(bar, n: int) -> None:
+    if bar is not None and n:
+        bar.update(int(n))
+
+
+def cut_at_stop(text: str, stops: Iterable[str]) -> str:
+    cut = len(text)
+    for s in stops:
+        if s and (k := text.find(s)) != -1:
+            cut = min(cut, k)
+    return text[:cut]

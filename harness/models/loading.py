@@ -1,0 +1,167 @@
+"""Load a causal LM, its tokenizer and optional LoRA adapters, with errors a user can act on."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import UserError
+from .args import ModelArgs
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def local_folder(name: str, what: str) -> Optional[Path]:
+    """The folder for a local checkpoint, None for a hub id; a UserError for neither."""
+    p = Path(name).expanduser()
+    if p.is_dir():
+        return p.resolve()
+    if p.exists():
+        raise UserError(f"{what} {name}: is a file; give the checkpoint folder (the one holding config.json)")
+    if HUB_ID.match(name) and not name.startswith((".", "/", "~")):
+        return None
+    raise UserError(f"{what} {name}: no such folder; give a checkpoint folder or a hub id like org/name")
+
+
+def snapshot_folder(repo_id: str, revision: Optional[str]) -> Path:
+    """Fetch (or find in the local hub cache) a hub checkpoint."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision,
+                                      allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt",
+                                                      "*.tiktoken", "*.py", "*.jinja"]))
+    except Exception as exc:  # network, auth, missing repo: all the user's to fix
+        raise UserError(f"{repo_id}: could not get it from the hub ({type(exc).__name__}); check the id, "
+                        "your network and HF_TOKEN, or give a local checkpoint folder") from None
+
+
+def resolve_device(args: ModelArgs) -> str:
+    if args.gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpus
+    import torch
+
+    if args.only_cpu or args.device == "cpu":
+        return "cpu"
+    if args.device != "auto":
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"--device {args.device}: no CUDA device is visible; use --device cpu or --only_cpu")
+        return args.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(name: str, device: str):
+    import torch
+
+    if name not in DTYPES:
+        raise UserError(f"--dtype {name}: unknown; use one of {', '.join(DTYPES)}")
+    if name == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return getattr(torch, name)
+
+
+def _check_checkpoint(folder: Path, what: str, marker: str) -> None:
+    if not (folder / marker).exists():
+        raise UserError(f"{what} {folder}: no {marker} there; give the folder a trainer or "
+                        "save_pretrained wrote")
+    try:
+        json.loads((folder / marker).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{folder / marker}: not valid JSON ({exc}); the checkpoint is damaged") from None
+    for weights in sorted(folder.glob("*.safetensors")):
+        _check_safetensors(weights)
+
+
+def _check_safetensors(path: Path) -> None:
+    """Read the header and touch every tensor's byte range: a truncated file fails here."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():
+                f.get_slice(key).get_shape()
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            header_len = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(header_len))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        if 8 + header_len + end != size:
+            raise ValueError(f"expected {8 + header_len + end} bytes, found {size}")
+    except Exception as exc:  # safetensors raises its own error types
+        raise UserError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0][:120]}); "
+                        "the file is corrupt or truncated: save or download it again") from None
+
+
+def load_tokenizer(args: ModelArgs, model_folder: Optional[Path]):
+    from transformers import AutoTokenizer
+
+    source = args.tokenizer_path or (str(model_folder) if model_folder else args.model)
+    if args.tokenizer_path:
+        local_folder(args.tokenizer_path, "--tokenizer_path")
+    try:
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=args.trust_remote_code,
+                                            revision=args.revision)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{source}: no usable tokenizer ({str(exc).splitlines()[0][:160]}); "
+                        "pass --tokenizer_path to a folder with tokenizer files") from None
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.convert_ids_to_tokens(0)
+    return tok
+
+
+def load_model(args: ModelArgs) -> tuple[Any, Any, dict]:
+    """(model in eval mode, tokenizer, info). info records folders, device and dtype."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder = local_folder(args.model, "--model")
+    if folder is None:
+        folder = snapshot_folder(args.model, args.revision)
+    _check_checkpoint(folder, "--model", "config.json")
+    if len(args.lora_model) > 1:
+        raise UserError("--lora_model: give one adapter folder a run")
+    adapters = []
+    for name in args.lora_model:
+        afolder = local_folder(name, "--lora_model") or snapshot_folder(name, None)
+        _check_checkpoint(afolder, "--lora_model", "adapter_config.json")
+        adapters.append(afolder)
+    device = resolve_device(args)
+    dtype = resolve_dtype(args.dtype, device)
+    tokenizer = load_tokenizer(args, folder)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(folder), dtype=dtype, trust_remote_code=args.trust_remote_code, use_safetensors=None)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"{folder}: could not load the model ({str(exc).splitlines()[0][:160]}); "
+                        "check the checkpoint (pass --trust_remote_code for custom architectures)") from None
+    if args.resize_emb or len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+        if not args.resize_emb:
+            raise UserError(f"the tokenizer has {len(tokenizer)} tokens but {folder} has "
+                            f"{model.get_input_embeddings().weight.shape[0]} embeddings; pass --resize_emb")
+        model.resize_token_embeddings(len(tokenizer))
+    if adapters:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapters[0]))
+    model.to(device)
+    model.eval()
+    torch.set_grad_enabled(False)
+    info = {"model_folder": str(folder), "adapter_folders": [str(a) for a in adapters],
+            "device": device, "dtype": str(dtype).replace("torch.", ""),
+            "max_length": _max_length(model, tokenizer)}
+    return model, tokenizer, info
+
+
+def _max_length(model, tokenizer) -> int:
+    cfg = model.config
+    for attr in ("max_position_embeddings", "n_positions", "seq_length"):
+        if isinstance(getattr(cfg, attr, None), int):
+            return getattr(cfg, attr)
+    limit = getattr(tokenizer, "model_max_length", 2048)
+    return limit if limit < 1_000_000 else 2048

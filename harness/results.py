@@ -1,0 +1,148 @@
+"""A run folder: ``results.json`` in lm-evaluation-harness's layout plus our ``aimed`` key,
+and one ``samples_<task>.jsonl`` a task. Written to a temporary sibling folder and
+renamed into place at the end, so a failed run leaves no half-written folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import UserError
+from .scoring.metrics import METRICS
+
+FILTER = "none"  # lm-eval's filter name for unfiltered metrics: keys look like "acc,none"
+
+
+def _num(x: float) -> Any:
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
+def task_block(outcome) -> dict:
+    block: dict[str, Any] = {"alias": outcome.task.name}
+    for name, (value, se, n) in outcome.metrics.items():
+        block[f"{name},{FILTER}"] = _num(value)
+        block[f"{name}_stderr,{FILTER}"] = _num(se) if n > 1 else "N/A"
+    return block
+
+
+def group_block(name: str, members: list[str], blocks: dict[str, dict], sizes: dict[str, int],
+                primary: dict[str, str]) -> dict:
+    """A group's metrics: size-weighted means of the metrics all members share (with pooled
+    standard errors), and ``score``: the unweighted mean of each member's primary metric."""
+    block: dict[str, Any] = {"alias": name}
+    shared = None
+    for m in members:
+        names = {k.split(",")[0] for k in blocks[m] if "," in k and "_stderr" not in k}
+        shared = names if shared is None else shared & names
+    for metric in sorted(shared or ()):
+        vals = [(blocks[m][f"{metric},{FILTER}"], blocks[m].get(f"{metric}_stderr,{FILTER}"), sizes[m])
+                for m in members]
+        if any(v is None for v, _, _ in vals):
+            continue
+        total = sum(n for _, _, n in vals)
+        block[f"{metric},{FILTER}"] = sum(v * n for v, _, n in vals) / total
+        ses = [se for _, se, _ in vals]
+        if all(isinstance(se, (int, float)) for se in ses):
+            block[f"{metric}_stderr,{FILTER}"] = math.sqrt(sum((se * n) ** 2 for (_, se, n) in vals)) / total
+    mains = [blocks[m].get(f"{primary[m]},{FILTER}") for m in members]
+    if all(isinstance(v, (int, float)) for v in mains):
+        block[f"score,{FILTER}"] = sum(mains) / len(mains)
+        ses = [blocks[m].get(f"{primary[m]}_stderr,{FILTER}") for m in members]
+        if all(isinstance(se, (int, float)) for se in ses):
+            block[f"score_stderr,{FILTER}"] = math.sqrt(sum(se ** 2 for se in ses)) / len(ses)
+    return block
+
+
+def build_results(outcomes: list, groups: dict[str, list[str]], config: dict, aimed: dict,
+                  started: float) -> dict:
+    blocks = {o.task.name: task_block(o) for o in outcomes}
+    sizes = {o.task.name: len(o.records) for o in outcomes}
+    primary = {o.task.name: o.task.spec.main_metric for o in outcomes}
+    group_blocks: dict[str, dict] = {}
+    # Members come before the groups that hold them (groups is in post-order).
+    for gname, members in groups.items():
+        group_blocks[gname] = blocks[gname] = group_block(gname, members, blocks, sizes, primary)
+        sizes[gname] = sum(sizes[m] for m in members)
+        primary[gname] = "score"
+    hib = {o.task.name: {n: METRICS.get(n).higher_is_better for n in o.task.spec.metrics} for o in outcomes}
+    for g in groups:
+        hib[g] = {k.split(",")[0]: True for k in group_blocks[g] if "," in k and "_stderr" not in k}
+    return {
+        "results": {**group_blocks, **{o.task.name: blocks[o.task.name] for o in outcomes}},
+        "groups": group_blocks,
+        "group_subtasks": {**{g: list(m) for g, m in groups.items()},
+                           **{o.task.name: [] for o in outcomes}},
+        "configs": {o.task.name: task_config(o) for o in outcomes},
+        "versions": {**{o.task.name: o.task.spec.version for o in outcomes}, **{g: 1 for g in groups}},
+        "n-shot": {o.task.name: o.num_fewshot for o in outcomes},
+        "higher_is_better": hib,
+        "n-samples": {o.task.name: {"original": o.n_original, "effective": len(o.records)} for o in outcomes},
+        "config": config,
+        "git_hash": git_revision(),
+        "date": started,
+        "total_evaluation_time_seconds": str(time.time() - started),
+        "aimed": aimed,
+    }
+
+
+def task_config(outcome) -> dict:
+    spec = outcome.task.spec
+    cfg = spec.model_dump(mode="json", exclude_none=True)
+    cfg.update({"output_type": "generate_until" if outcome.mode == "generate" else "multiple_choice",
+                "aimed_mode": outcome.mode, "num_fewshot": outcome.num_fewshot,
+                "metric_list": [{"metric": m, "higher_is_better": METRICS.get(m).higher_is_better}
+                                for m in spec.metrics]})
+    return cfg
+
+
+def git_revision(cwd: Optional[Path] = None) -> Optional[str]:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=cwd or Path(__file__).parent, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def prepare_output_dir(path: Path, overwrite: bool) -> None:
+    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
+        raise UserError(f"--output_dir {path}: already holds files; choose a new folder or pass --overwrite")
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def write_run(path: Path, results: dict, samples: dict[str, list[dict]]) -> Path:
+    """Write the run folder atomically: a temporary sibling, renamed into place."""
+    tmp = path.parent / f".{path.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for task, records in samples.items():
+            with (tmp / f"samples_{task}.jsonl").open("w", encoding="utf-8") as f:
+                for r in records:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        (tmp / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=2, default=str),
+                                          encoding="utf-8")
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def read_results(run_dir: Path) -> dict:
+    f = run_dir / "results.json"
+    if not f.exists():
+        raise UserError(f"{run_dir}: no results.json; give a folder that `aimed-eval run` wrote")
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise UserError(f"{f}: not valid JSON ({exc}); the run folder is damaged") from None

@@ -1,0 +1,127 @@
+"""Score tasks with a backend: build requests, reuse cached answers, compute the rest, score.
+
+Requests are computed in chunks and each chunk's answers are committed to the response
+cache before the next starts, so a run killed at any point loses at most one chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from tqdm.auto import tqdm
+
+from .cache import request_key
+from .errors import UserError
+from .models.hf import GenerateRequest, LoglikelihoodRequest
+from .prompts import PromptConfig, build_context, continuations, pick_fewshot
+from .scoring.score import score_record, summarise, by_category
+from .taskregistry import Task
+from .templates import template_stops
+
+CHUNK = 256  # requests a cache commit
+
+
+@dataclass
+class RunOptions:
+    mode: Optional[str] = None  # None: each task's default
+    num_fewshot: Optional[int] = None  # None: each task's default
+    limit: Optional[int] = None
+    seed: int = 1234
+    template_name: str = "raw"
+    cloze_norm: str = "char"
+    progress: bool = True
+
+
+@dataclass
+class TaskOutcome:
+    task: Task
+    mode: str
+    num_fewshot: int
+    records: list[dict]
+    metrics: dict[str, tuple[float, float, int]]
+    categories: dict
+    n_original: int
+    seconds: float
+    computed: int  # requests sent to the model (the rest came from the cache)
+    cached: int = 0
+    extras: dict = field(default_factory=dict)
+
+
+def task_mode(task: Task, requested: Optional[str]) -> str:
+    if task.spec.kind == "generation":
+        return "generate"
+    return requested or task.spec.mode
+
+
+def build_requests(task: Task, opts: RunOptions, tokenizer=None) -> tuple[list, list[dict], int, int]:
+    """(requests, records without responses, k-shot, items in the file)."""
+    spec = task.spec
+    mode = task_mode(task, opts.mode)
+    k = spec.num_fewshot if opts.num_fewshot is None else opts.num_fewshot
+    samples = task.samples()
+    n_original = len(samples)
+    limit = opts.limit or spec.limit
+    if limit:
+        samples = samples[:limit]
+    pool = task.fewshot_pool() if k else []
+    if k and len(pool) <= k and not task.fewshot_path:
+        raise UserError(f"task {task.name!r}: --num_fewshot {k} needs more than {k} items; lower it")
+    cfg = PromptConfig(mode=mode, num_fewshot=k, seed=opts.seed, template_name=opts.template_name)
+    requests, records = [], []
+    stops = tuple(spec.generation.stop) + template_stops(opts.template_name)
+    for i, sample in enumerate(samples):
+        shots = pick_fewshot(pool, sample, k, opts.seed, task.name)
+        context = build_context(spec, sample, shots, cfg, tokenizer)
+        conts = continuations(spec, sample, mode)
+        if conts is None:
+            req: Any = GenerateRequest(context, spec.generation.max_new_tokens, stops)
+            args = {"context": context, "max_new_tokens": req.max_new_tokens, "stop": list(stops)}
+        else:
+            req = LoglikelihoodRequest(context, tuple(conts))
+            args = {"context": context, "continuations": list(conts)}
+        requests.append(req)
+        records.append({"doc_id": i, "doc": sample.to_dict(), "target": sample.gold, "mode": mode,
+                        "arguments": args})
+    return requests, records, k, n_original
+
+
+def _request_payload(req: Any) -> tuple[str, Any]:
+    if isinstance(req, LoglikelihoodRequest):
+        return "loglikelihood", [req.context, list(req.continuations)]
+    return "generate", [req.context, req.max_new_tokens, list(req.stop)]
+
+
+def compute(backend, cache, model_fp: str, requests: list, progress: bool, desc: str) -> tuple[list, int]:
+    """Responses for every request, from the cache where possible; (responses, computed)."""
+    keys = [request_key(*_request_payload(r)) for r in requests]
+    found = cache.get_many(model_fp, keys)
+    todo = [i for i, k in enumerate(keys) if k not in found]
+    bar = tqdm(total=len(requests), initial=len(requests) - len(todo), desc=desc, unit="item",
+               disable=not progress or not todo, dynamic_ncols=True)
+    for start in range(0, len(todo), CHUNK):
+        part = todo[start:start + CHUNK]
+        batch = [requests[i] for i in part]
+        if isinstance(batch[0], LoglikelihoodRequest):
+            answers: list = backend.loglikelihood(batch, bar=bar)
+        else:
+            answers = backend.generate(batch, bar=bar)
+        new = {keys[i]: a for i, a in zip(part, answers)}
+        cache.put_many(model_fp, new)
+        found.update(new)
+    bar.close()
+    return [found[k] for k in keys], len(todo)
+
+
+def run_task(task: Task, backend, cache, model_fp: str, opts: RunOptions) -> TaskOutcome:
+    started = time.perf_counter()
+    requests, records, k, n_original = build_requests(task, opts, backend.tokenizer)
+    responses, computed = compute(backend, cache, model_fp, requests, opts.progress, task.name)
+    for record, resp in zip(records, responses):
+        record["resps"] = resp
+        score_record(task.spec, record, opts.cloze_norm)
+    return TaskOutcome(task=task, mode=records[0]["mode"], num_fewshot=k, records=records,
+                       metrics=summarise(task.spec, records), categories=by_category(task.spec, records),
+                       n_original=n_original, seconds=time.perf_counter() - started,
+                       computed=computed, cached=len(requests) - computed)

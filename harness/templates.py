@@ -1,0 +1,96 @@
+"""Chat templates, in one registry: the named ones of the original AiMed tools, ``raw``
+(no template: base and continued-pretraining checkpoints) and ``tokenizer`` (the
+tokenizer's own ``chat_template``).
+
+A template renders a conversation (``[(user, assistant), ...]`` with the last assistant
+turn left open) into the prompt string the model continues.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .errors import UserError
+from .registry import Registry
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    system: str = ""
+    system_fmt: str = "{system}"  # how the system prompt is written when not empty
+    user_fmt: str = "{content}"  # one user turn
+    assistant_fmt: str = "{content}"  # one finished assistant turn
+    assistant_open: str = ""  # what opens the assistant's reply
+    sep: str = ""  # between rounds
+    stop: tuple[str, ...] = ()  # strings that end a reply (besides EOS)
+
+    def render(self, history: list[tuple[str, Optional[str]]], system: Optional[str] = None) -> str:
+        system = self.system if system is None else system
+        parts = [self.system_fmt.format(system=system)] if system else []
+        for i, (user, assistant) in enumerate(history):
+            turn = self.user_fmt.format(content=user, round=i + 1) + self.assistant_open
+            if assistant is not None:
+                turn += self.assistant_fmt.format(content=assistant) + self.sep
+            parts.append(turn)
+        return "".join(parts)
+
+
+TEMPLATES: Registry[Template] = Registry("chat template")
+
+_VICUNA_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
+                  "The assistant gives helpful, detailed, and polite answers to the user's questions.")
+_ALPACA_SYSTEM = ("Below is an instruction that describes a task. "
+                  "Write a response that appropriately completes the request.")
+
+for _t in (
+    Template("raw"),
+    Template("vicuna", system=_VICUNA_SYSTEM, system_fmt="{system} ", user_fmt="USER: {content} ",
+             assistant_open="ASSISTANT:", assistant_fmt="{content}</s>", stop=("USER:",)),
+    Template("alpaca", system=_ALPACA_SYSTEM, system_fmt="{system}\n\n",
+             user_fmt="### Instruction:\n{content}\n\n", assistant_open="### Response:\n",
+             sep="\n\n", stop=("### Instruction:",)),
+    Template("chatglm2", user_fmt="[Round {round}]\n\n问：{content}\n\n", assistant_open="答：",
+             sep="\n\n", stop=("[Round",)),
+    Template("baichuan", user_fmt="<reserved_102>{content}", assistant_open="<reserved_103>",
+             stop=("<reserved_102>",)),
+    Template("llama2-zh", system="You are a helpful assistant. 你是一个乐于助人的助手。",
+             system_fmt="[INST] <<SYS>>\n{system}\n<</SYS>>\n\n", user_fmt="{content} [/INST]",
+             assistant_fmt=" {content} </s>", sep="<s>[INST] ", stop=("[INST]",)),
+    Template("chatml", system="You are a helpful assistant.",
+             system_fmt="<|im_start|>system\n{system}<|im_end|>\n",
+             user_fmt="<|im_start|>user\n{content}<|im_end|>\n", assistant_open="<|im_start|>assistant\n",
+             assistant_fmt="{content}<|im_end|>\n", stop=("<|im_end|>", "<|im_start|>")),
+):
+    TEMPLATES.add(_t.name, _t)
+TEMPLATES.add("qwen", TEMPLATES.get("chatml"))
+
+TOKENIZER_TEMPLATE = "tokenizer"
+
+
+def template_names() -> list[str]:
+    return TEMPLATES.names() + [TOKENIZER_TEMPLATE]
+
+
+def render_prompt(template_name: str, user: str, tokenizer=None,
+                  history: Optional[list[tuple[str, str]]] = None) -> str:
+    """The prompt that asks ``user`` (after ``history``) and opens the assistant's reply."""
+    turns: list[tuple[str, Optional[str]]] = list(history or []) + [(user, None)]
+    if template_name == TOKENIZER_TEMPLATE:
+        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+            raise UserError("--template_name tokenizer: this tokenizer has no chat_template; "
+                            f"name one of {', '.join(TEMPLATES.names())}")
+        messages = []
+        for u, a in turns:
+            messages.append({"role": "user", "content": u})
+            if a is not None:
+                messages.append({"role": "assistant", "content": a})
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return TEMPLATES.get(template_name).render(turns)
+
+
+def template_stops(template_name: str) -> tuple[str, ...]:
+    if template_name == TOKENIZER_TEMPLATE:
+        return ()
+    return TEMPLATES.get(template_name).stop

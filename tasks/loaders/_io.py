@@ -1,0 +1,200 @@
+"""Reading helpers every loader shares: decoding, CSV/TSV/JSONL rows with line numbers,
+option parsing. Each failure is a UserError that names the file, the line and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+from aimed.harness.errors import UserError
+from aimed.harness.samples import LETTERS
+from aimed.harness.taskspec import DataSpec
+
+
+def read_text(path: Path, data: DataSpec) -> str:
+    """The whole file as text in ``data.encoding`` (a UTF-8 BOM is dropped), line ends kept."""
+    raw = path.read_bytes()
+    enc = data.encoding
+    if enc.lower().replace("_", "-") in ("utf-8", "utf8"):
+        enc = "utf-8-sig"
+    try:
+        return raw.decode(enc)
+    except LookupError:
+        raise UserError(f"{path}: unknown encoding {data.encoding!r} in the spec's data.encoding; "
+                        "use e.g. utf-8 or gb18030") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(_decode_message(path, raw, data.encoding, exc)) from None
+
+
+def _decode_message(path: Path, raw: bytes, enc: str, exc: UnicodeDecodeError) -> str:
+    bad = raw[exc.start:exc.start + 1].hex()
+    guess = ""
+    for cand, label in (("gb18030", "GB18030/GBK"), ("big5", "Big5")):
+        if cand == enc.lower():
+            continue
+        try:
+            raw.decode(cand)
+        except UnicodeDecodeError:
+            continue
+        guess = f"; it looks like {label}"
+        break
+    line = raw.count(b"\n", 0, exc.start) + 1
+    fix = ("re-save it as UTF-8 or set `data.encoding: gb18030` in the spec" if enc.lower().startswith("utf")
+           else "re-save it in that encoding or fix `data.encoding` in the spec")
+    return (f"{path}: not {enc.upper() if enc.lower().startswith('utf') else enc} "
+            f"(byte 0x{bad} at offset {exc.start}, line {line}{guess}); {fix}")
+
+
+def where(path: Path, line: int) -> str:
+    """The short form kept in ``Sample.where``: ``val.csv:17``."""
+    return f"{path.name}:{line}"
+
+
+# ---------------------------------------------------------------- CSV / TSV
+
+def read_rows(path: Path, data: DataSpec, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
+    """Rows of a quoted CSV, each with the physical line it starts on (1-based); blank lines skipped."""
+    reader = csv.reader(io.StringIO(read_text(path, data), newline=""), delimiter=delimiter, strict=True)
+    end = 0
+    while True:
+        start = end + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise UserError(f"{path}:{reader.line_num}: malformed CSV ({exc}); check the quotes "
+                            "around fields that hold commas, quotes or line breaks") from None
+        end = reader.line_num
+        if not row or all(not c.strip() for c in row):
+            continue
+        yield start, row
+
+
+def read_table(path: Path, data: DataSpec, required: Sequence[str] = (),
+               delimiter: str = ",") -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a CSV with a header line, as {column: value}; checks the required columns."""
+    rows = read_rows(path, data, delimiter)
+    first = next(rows, None)
+    if first is None:
+        raise UserError(f"{path}: the file is empty; it needs a header line and rows")
+    header = [h.strip() for h in first[1]]
+    require_columns(path, header, required)
+    for line, row in rows:
+        if len(row) != len(header):
+            raise UserError(f"{path}:{line}: row has {len(row)} fields but the header has {len(header)}; "
+                            "quote fields that hold commas or line breaks (\"...\") and fill missing ones")
+        yield line, dict(zip(header, row))
+
+
+def require_columns(path: Path, found: Sequence[str], required: Sequence[str], line: Optional[int] = None) -> None:
+    missing = [c for c in required if c not in found]
+    if missing:
+        at = f"{path}:{line}" if line else str(path)
+        raise UserError(f"{at}: missing column {', '.join(repr(c) for c in missing)}; "
+                        f"columns found: {', '.join(repr(c) for c in found) or '(none)'}")
+
+
+def read_lines(path: Path, data: DataSpec) -> list[tuple[int, str]]:
+    """Non-blank lines without their line ends, each with its 1-based line number."""
+    text = read_text(path, data)
+    return [(i, ln.rstrip("\r")) for i, ln in enumerate(text.split("\n"), 1) if ln.strip()]
+
+
+# ---------------------------------------------------------------- JSONL
+
+def read_jsonl(path: Path, data: DataSpec, required: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
+    """One JSON object a line, with its line number; blank lines skipped."""
+    for line, text in read_lines(path, data):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{line}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                            "write one JSON object a line") from None
+        if not isinstance(obj, dict):
+            raise UserError(f"{path}:{line}: expected a JSON object {{...}}, got {type(obj).__name__}")
+        require_columns(path, list(obj), required, line)
+        yield line, obj
+
+
+def text(value: Any) -> str:
+    """A cell as a stripped string ('' for null)."""
+    return "" if value is None else str(value).strip()
+
+
+# ---------------------------------------------------------------- options and answers
+
+_OPTION_LINE = re.compile(r"^\s*([A-J])(?:[\s.．、:：)）]+(.*))?$", re.S)
+
+
+def parse_option_lines(cell: str, at: str) -> dict[str, str]:
+    """``"A 原发病\\nB 继发病"`` -> {"A": "原发病", "B": "继发病"}; one option a line."""
+    options: dict[str, str] = {}
+    for raw in cell.splitlines():
+        if not raw.strip():
+            continue
+        m = _OPTION_LINE.match(raw)
+        if not m:
+            raise UserError(f"{at}: cannot read option line {raw.strip()[:40]!r}; write one option "
+                            "a line as 'A text' (letter A-J, a space, the option)")
+        add_option(options, m.group(1), m.group(2), at)
+    return options
+
+
+def add_option(options: dict[str, str], letter: str, value: Any, at: str) -> None:
+    if letter in options:
+        raise UserError(f"{at}: option {letter} appears twice; give each option its own letter")
+    body = text(value)
+    if not body:
+        raise UserError(f"{at}: option {letter} is empty; fill in its text or remove the option")
+    options[letter] = body
+
+
+def options_from_columns(values: Sequence[Any], at: str) -> dict[str, str]:
+    """One cell a letter (A, B, ...). Trailing empty cells are dropped (4- and 5-option items
+    can share a file); an empty cell before a filled one is an error."""
+    cells = [text(v) for v in values]
+    while cells and not cells[-1]:
+        cells.pop()
+    options: dict[str, str] = {}
+    for letter, cell in zip(LETTERS, cells):
+        add_option(options, letter, cell, at)
+    return options
+
+
+def options_from_mapping(obj: Any, at: str) -> dict[str, str]:
+    """A JSON object {"A": "...", ...} (or its text)."""
+    if isinstance(obj, str):
+        try:
+            obj = json.loads(obj)
+        except json.JSONDecodeError:
+            raise UserError(f"{at}: options are not a JSON object like {{\"A\": \"...\"}}") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{at}: options must be a JSON object like {{\"A\": \"...\", \"B\": \"...\"}}")
+    options: dict[str, str] = {}
+    for key, value in obj.items():
+        letter = str(key).strip().upper()
+        if len(letter) != 1 or letter not in LETTERS:
+            raise UserError(f"{at}: option key {key!r} is not a letter A-J")
+        add_option(options, letter, value, at)
+    return options
+
+
+_ANSWER_SEP = re.compile(r"[\s,，、;；/|]+")
+
+
+def parse_answer(value: Any, at: str) -> tuple[str, ...]:
+    """"C", "ABD", "A,B", ["A", "B"] -> sorted letters; '' -> ()."""
+    if isinstance(value, (list, tuple)):
+        value = "".join(str(v) for v in value)
+    letters = _ANSWER_SEP.sub("", text(value)).upper()
+    bad = [c for c in letters if c not in LETTERS]
+    if bad:
+        raise UserError(f"{at}: answer {text(value)!r} is not option letters (A-J); "
+                        "write the letter(s) of the correct option(s), e.g. C or ABD")
+    return tuple(sorted(set(letters)))
