@@ -109,7 +109,8 @@ def parse_spec(path: Path) -> Spec:
     try:
         spec = model.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        # An unknown key first: a misspelt key also shows up as a missing required one.
+        err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
             known = ", ".join(_field_names(model, err["loc"][:-1]))

@@ -16,8 +16,9 @@ result wins:
    option's text), ... — give ``()``.
 5. An option's text right after an answer marker (``答案是：脑出血``).
 6. The last bare letter (run) in the text, upper-case only, with non-letter, non-digit
-   boundaries (the labels of an enumeration of options do not count) — so ``DNA``, ``ATP``, ``CT``, ``B12`` and ``A型血`` are never read as
-   answers.
+   boundaries (the labels of an enumeration of options do not count, nor runs of adjacent
+   letters, which look like abbreviations: ``ACE``) — so ``DNA``, ``ATP``, ``CT``,
+   ``B12``, ``ACE抑制剂`` and ``A型血`` are never read as answers.
 7. An option's text anywhere in the text (texts of two or more characters).
 
 Option-text matching prefers the longest text: an option whose text is contained in
@@ -161,7 +162,8 @@ def extract_choice(text: str, options: dict[str, str], multi: bool) -> tuple[str
             return tuple(sorted(keys[k.upper()] if k.upper() in keys else k for k in found))
 
     label_starts = {m.start(1) for m in labels} if is_enumeration else set()
-    runs = [r for r in bare.finditer(text) if r.start("run") not in label_starts]
+    runs = [r for r in bare.finditer(text)
+            if r.start("run") not in label_starts and not re.search(r"[A-Z]{2}", r.group("run"))]
     if runs:
         return _finish(_run_letters(runs[-1].group("run"), letters), keys, multi)
 
