@@ -104,6 +104,8 @@ def evaluate(args: ModelArgs, task_names: list[str], opts: RunOptions, *, output
                                 "data_hash": o.task.data_hash, "data_path": str(o.task.data_path),
                                 "spec_path": str(o.task.spec_path)} for o in outcomes},
         "categories": {o.task.name: o.categories for o in outcomes if o.categories},
+        # items each metric applied to (set_f1: the multi-answer items only)
+        "scored": {o.task.name: {m: v[2] for m, v in o.metrics.items()} for o in outcomes},
         "options": {"mode": opts.mode, "num_fewshot": opts.num_fewshot, "cloze_norm": opts.cloze_norm,
                     "template_name": opts.template_name},
         "versions": package_versions(), "python": platform.python_version(),

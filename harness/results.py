@@ -60,22 +60,40 @@ def group_block(name: str, members: list[str], blocks: dict[str, dict], sizes: d
     return block
 
 
+def group_blocks_for(groups: dict[str, list[str]], blocks: dict[str, dict], sizes: dict[str, int],
+                     primary: dict[str, str]) -> dict[str, dict]:
+    """Every group's block; ``groups`` lists members before the groups that hold them."""
+    blocks, sizes, primary = dict(blocks), dict(sizes), dict(primary)
+    out: dict[str, dict] = {}
+    for gname, members in groups.items():
+        out[gname] = blocks[gname] = group_block(gname, members, blocks, sizes, primary)
+        sizes[gname] = sum(sizes[m] for m in members)
+        primary[gname] = "score"
+    return out
+
+
+def regroup(results: dict) -> None:
+    """Recompute the group blocks of a results dict from its task blocks (after re-scoring)."""
+    groups = {g: m for g, m in results.get("group_subtasks", {}).items() if m}
+    tasks = {t: results["results"][t] for t in results["configs"]}
+    sizes = {t: results["n-samples"][t]["effective"] for t in tasks}
+    primary = {t: c.get("primary_metric") or c["metrics"][0] for t, c in results["configs"].items()}
+    blocks = group_blocks_for(groups, tasks, sizes, primary)
+    results["groups"] = blocks
+    results["results"] = {**blocks, **tasks}
+
+
 def build_results(outcomes: list, groups: dict[str, list[str]], config: dict, aimed: dict,
                   started: float) -> dict:
     blocks = {o.task.name: task_block(o) for o in outcomes}
     sizes = {o.task.name: len(o.records) for o in outcomes}
     primary = {o.task.name: o.task.spec.main_metric for o in outcomes}
-    group_blocks: dict[str, dict] = {}
-    # Members come before the groups that hold them (groups is in post-order).
-    for gname, members in groups.items():
-        group_blocks[gname] = blocks[gname] = group_block(gname, members, blocks, sizes, primary)
-        sizes[gname] = sum(sizes[m] for m in members)
-        primary[gname] = "score"
+    group_blocks = group_blocks_for(groups, blocks, sizes, primary)
     hib = {o.task.name: {n: METRICS.get(n).higher_is_better for n in o.task.spec.metrics} for o in outcomes}
     for g in groups:
         hib[g] = {k.split(",")[0]: True for k in group_blocks[g] if "," in k and "_stderr" not in k}
     return {
-        "results": {**group_blocks, **{o.task.name: blocks[o.task.name] for o in outcomes}},
+        "results": {**group_blocks, **blocks},
         "groups": group_blocks,
         "group_subtasks": {**{g: list(m) for g, m in groups.items()},
                            **{o.task.name: [] for o in outcomes}},
@@ -136,6 +154,12 @@ def write_run(path: Path, results: dict, samples: dict[str, list[dict]]) -> Path
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def read_results(run_dir: Path) -> dict:

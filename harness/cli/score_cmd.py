@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
-from ..results import FILTER, read_results, task_block
+from ..results import FILTER, atomic_write_text, read_results, regroup, task_block
 from ..scoring.score import CLOZE_NORMS, by_category, score_record, summarise
 from ..taskspec import TaskSpec
 from .summary import print_summary
@@ -46,16 +46,18 @@ def score(ns: argparse.Namespace) -> int:
         for r in records:
             score_record(spec, r, norm)
         changed += sum(b != r["filtered_resps"] for b, r in zip(before, records))
-        block = task_block(_Outcome(task, summarise(spec, records)))
+        metrics = summarise(spec, records)
+        block = task_block(_Outcome(task, metrics))
+        results.setdefault("aimed", {}).setdefault("scored", {})[task] = {m: v[2] for m, v in metrics.items()}
         old = results["results"][task]
         results["results"][task] = {**{k: v for k, v in old.items() if "," not in k}, **block}
         cats = by_category(spec, records)
         if cats:
             results.setdefault("aimed", {}).setdefault("categories", {})[task] = cats
-        f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    (ns.run_dir / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=2), encoding="utf-8")
-    print_summary({**results, "results": {k: v for k, v in results["results"].items()
-                                          if k not in results.get("groups", {})}})
+        atomic_write_text(f, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    regroup(results)
+    atomic_write_text(ns.run_dir / "results.json", json.dumps(results, ensure_ascii=False, indent=2))
+    print_summary(results)
     print(f"re-scored {ns.run_dir} ({changed} predictions changed; filter '{FILTER}')")
     return 0
 

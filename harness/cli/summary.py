@@ -11,13 +11,14 @@ def print_summary(results: dict) -> None:
     rows = []
     groups = set(results.get("groups", {}))
     n_samples = results.get("n-samples", {})
+    scored = results.get("aimed", {}).get("scored", {})
     for task, block in results["results"].items():
         for key, value in block.items():
             if "," not in key or "_stderr" in key:
                 continue
             metric = key.split(",")[0]
             se = block.get(f"{metric}_stderr,none")
-            n = n_samples.get(task, {}).get("effective", "")
+            n = scored.get(task, {}).get(metric, n_samples.get(task, {}).get("effective", ""))
             rows.append((("* " if task in groups else "") + task, metric, _fmt(value),
                          "± " + _fmt(se) if isinstance(se, (int, float)) else "", str(n)))
     head = ("task", "metric", "value", "stderr", "n")

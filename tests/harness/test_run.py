@@ -78,10 +78,22 @@ def test_rescore_without_model(cli, tiny_llama, tmp_path):
     run = tmp_path / "r"
     assert cli("run", "--model", tiny_llama, "--tasks", "demo", "--output_dir", run, "--no_cache",
                "--quiet")[0] == 0
-    before = _results(run)["results"]["demo_mcq"]["acc,none"]
+    before = _results(run)
     code, out, err = cli("score", run)
     assert code == 0, err
-    assert _results(run)["results"]["demo_mcq"]["acc,none"] == pytest.approx(before)
+    assert _results(run)["results"] == before["results"]
+    # Rewrite the saved outputs so that the gold letters win: re-scoring must see it.
+    f = run / "samples_demo_mcq.jsonl"
+    recs = [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines()]
+    for r in recs:
+        letters = list(r["doc"]["options"])
+        r["resps"] = [[0.0 if k in r["doc"]["answer"] else -50.0, 1, False] for k in letters]
+    f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
+    assert cli("score", run)[0] == 0
+    after = _results(run)
+    assert after["results"]["demo_mcq"]["acc,none"] == 1.0
+    assert after["results"]["demo_mcq"]["set_f1,none"] == 1.0
+    assert after["groups"]["demo"]["score,none"] != before["groups"]["demo"]["score,none"]
 
 
 def test_killed_run_resumes_without_recomputing(tiny_llama, tmp_path, data_dir):
