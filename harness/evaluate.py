@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+import uuid
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -67,7 +68,11 @@ def default_output_dir(model: str) -> Path:
 
 def evaluate(args: ModelArgs, task_names: list[str], opts: RunOptions, *, output_dir: Optional[Path] = None,
              cache_dir: Optional[Path] = None, use_cache: bool = True, batch_size: str = "auto",
-             overwrite: bool = False, backend=None) -> RunResult:
+             overwrite: bool = False, backend=None, meta: Optional[dict] = None) -> RunResult:
+    """Score ``task_names`` with the model ``args`` names and write the run folder.
+
+    ``meta`` (``--meta stage=sft,base_model=qwen2-7b,step=200``) labels a checkpoint that
+    has no ``aimed_checkpoint.json``; the manifest wins where both say something."""
     started = time.time()
     tasks = resolve_tasks(task_names)
     output_dir = Path(output_dir) if output_dir else default_output_dir(args.model)
@@ -97,6 +102,8 @@ def evaluate(args: ModelArgs, task_names: list[str], opts: RunOptions, *, output
         "fewshot_seed": opts.seed, "apply_chat_template": args.template_name != "raw",
     }
     aimed = {
+        "run_id": uuid.uuid4().hex,
+        "meta": meta or {},
         "model": {"args": args.to_dict(), "fingerprint": fingerprint, "folder": str(model_folder),
                   "adapters": [str(a) for a in adapters], "dtype": backend.info["dtype"],
                   "manifest": manifest},

@@ -34,6 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--cache_dir", type=Path, default=None,
                    help="response cache folder (default: $AIMED_CACHE or ~/.cache/aimed-eval)")
     p.add_argument("--no_cache", action="store_true", help="neither read nor write the response cache")
+    p.add_argument("--meta", default="", help="labels for a checkpoint without aimed_checkpoint.json: "
+                   "stage=sft,base_model=qwen2-7b,parent=PATH,step=200")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -49,11 +51,30 @@ def run(ns: argparse.Namespace) -> int:
     opts = RunOptions(mode=ns.mode, num_fewshot=ns.num_fewshot, limit=ns.limit, seed=ns.seed,
                       template_name=ns.template_name, cloze_norm=ns.cloze_norm, progress=not ns.quiet)
     names = [t.strip() for t in ns.tasks.split(",") if t.strip()]
+    meta = parse_meta(ns.meta)
     result = evaluate(args, names, opts, output_dir=ns.output_dir,
                       cache_dir=ns.cache_dir or default_cache_dir(), use_cache=not ns.no_cache,
-                      batch_size=ns.batch_size, overwrite=ns.overwrite)
+                      batch_size=ns.batch_size, overwrite=ns.overwrite, meta=meta)
     print_summary(result.results)
     print(f"run folder: {result.run_dir}")
     if os.environ.get("AIMED_PRINT_TIMINGS"):
         print(result.results["aimed"]["timings"])
     return 0
+
+
+META_KEYS = ("stage", "base_model", "parent", "step")
+
+
+def parse_meta(text: str) -> dict:
+    meta: dict = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key not in META_KEYS:
+            raise UserError(f"--meta {part!r}: give key=value with key one of {', '.join(META_KEYS)}")
+        if key == "step":
+            if not value.isdigit():
+                raise UserError(f"--meta step={value}: give a whole number of training steps")
+            meta[key] = int(value)
+        else:
+            meta[key] = value
+    return meta
