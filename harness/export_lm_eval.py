@@ -24,11 +24,12 @@ Multiple choice, ``loglikelihood`` mode
     ``--cloze_norm char``, the default. Our ``token`` normalisation has no lm-eval metric.
 ``generate`` mode (multiple choice)
     ``generate_until`` with our stop strings and max tokens; the target is the gold letters
-    and ``exact_match`` is taken after a regex filter that keeps the first run of option
-    letters. Our extractor (``scoring.extract``) understands more answer phrasings, so the
-    two accuracies are close, not equal.
+    (all of them: ``"ACD"``) and ``exact_match`` is taken after a regex filter that keeps the
+    first run of option letters, so a multi-answer item needs the exact set, as ours does.
+    Our extractor (``scoring.extract``) understands more answer phrasings, so the two
+    accuracies are close, not equal.
 
-Multi-answer items
+Multi-answer items (``loglikelihood`` and ``cloze``)
     lm-eval's ``multiple_choice`` scores one chosen option per item. A task with any
     multi-answer item is exported with ``gold`` as a *list* of gold indices for every doc
     (lm-eval decides "multiple targets" from the first doc only, and a JSON column must
@@ -244,9 +245,11 @@ def _header(task: Task, name: str, mode: str, k: int, n_docs: int, n_multi: int)
     elif mode == "generate":
         lines += ["generate mode: exact_match after a regex that keeps the first run of option letters;",
                   "aimed-eval's answer extractor is richer, so the accuracies are close, not equal."]
-    if n_multi:
-        lines += [f"{n_multi} multi-answer item(s). " + MULTI_ANSWER_NOTE.splitlines()[0]]
-        lines += MULTI_ANSWER_NOTE.splitlines()[1:]
+    if n_multi and mode == "generate":
+        lines += [f"{n_multi} multi-answer item(s): the target is every gold letter (\"ACD\") and exact_match",
+                  "asks for that exact string, i.e. the exact set, as aimed-eval's acc does."]
+    elif n_multi:
+        lines += [f"{n_multi} multi-answer item(s)."] + MULTI_ANSWER_NOTE.splitlines()
     elif task.spec.kind == "multiple_choice":
         lines += ["No multi-answer items: lm-eval's acc and aimed-eval's acc count the same thing."]
     return "".join(f"# {ln}\n" for ln in lines)

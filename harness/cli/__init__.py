@@ -29,7 +29,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for module in COMMANDS:
         module.add_parser(sub)
+    for module in plugin_commands():
+        module.add_parser(sub)
     return parser
+
+
+def plugin_commands() -> list:
+    """Command modules other packages offer (``aimed.commands`` entry points): the
+    leaderboard, report and dashboard commands live with the code they run, and the
+    harness reaches them without importing those packages by name."""
+    import importlib
+    from importlib.metadata import entry_points
+
+    return [importlib.import_module(ep.value)
+            for ep in sorted(entry_points(group="aimed.commands"), key=lambda e: e.name)]
 
 
 def main(argv: Optional[list[str]] = None) -> int:
