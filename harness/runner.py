@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .cache import request_key
 from .errors import UserError
-from .models.hf import GenerateRequest, LoglikelihoodRequest
+from .models.requests import GenerateRequest, LoglikelihoodRequest
 from .prompts import PromptConfig, build_context, continuations, pick_fewshot
 from .scoring.score import score_record, summarise, by_category
 from .taskregistry import Task

@@ -9,30 +9,13 @@ Requests are sorted longest first, so memory trouble shows up in the first batch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 import torch
 
 from .args import ModelArgs
 from .loading import load_model
-
-
-@dataclass(frozen=True)
-class LoglikelihoodRequest:
-    context: str
-    continuations: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class GenerateRequest:
-    context: str
-    max_new_tokens: int
-    stop: tuple[str, ...]
-
-
-# One scored continuation: (sum of log-probabilities, number of tokens, greedy?)
-ContinuationScore = tuple[float, int, bool]
+from .requests import ContinuationScore, GenerateRequest, LoglikelihoodRequest
 
 
 class HFBackend:

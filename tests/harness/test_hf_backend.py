@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from aimed.harness.models.args import ModelArgs
-from aimed.harness.models.hf import GenerateRequest, HFBackend, LoglikelihoodRequest
+from aimed.harness.models.hf import HFBackend
+from aimed.harness.models.requests import GenerateRequest, LoglikelihoodRequest
 
 CONTEXTS = ["上消化道出血可单纯表现为呕血或黑便，这取决于\nA. 原发病\nB. 出血部位\nC. 出血量\n答案：",
             "夜间阵发性呼吸困难，可见于\n答案：", "短\n答案：", "肝硬化患者最常见的并发症是什么？" * 3 + "\n答案："]
