@@ -119,3 +119,68 @@ def test_aimed_and_lm_eval_agree_on_200_cmexam_items(cli, tiny_llama, data_dir, 
     # 5. The same accuracy.
     assert res["results"][name]["acc,none"] == pytest.approx(ours_acc, abs=1e-12)
     print(f"agreement: {N_ITEMS} items, acc {ours_acc:.3f}, max |dll| {worst:.2e}")
+
+
+def test_lm_eval_adds_bos_by_default_and_add_bos_token_false_matches_us(tiny_llama, tmp_path):
+    """Why the export says ``add_bos_token=False``: lm-eval 0.4.13 follows the tokenizer's
+    default, which prepends BOS for Llama-family tokenizers; aimed-eval adds none."""
+    import shutil
+
+    from lm_eval.models.huggingface import HFLM
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoTokenizer
+
+    from aimed.harness.models.args import ModelArgs
+    from aimed.harness.models.hf import HFBackend
+
+    model = tmp_path / "bos-llama"
+    shutil.copytree(tiny_llama, model)
+    tok = AutoTokenizer.from_pretrained(model)
+    tok._tokenizer.post_processor = TemplateProcessing(  # as Llama-2's tokenizer does
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.bos_token_id)])
+    tok.save_pretrained(model)
+    bos = tok.bos_token_id
+    ctx, cont = "以下是选择题\n答案：", "A"
+
+    ours = HFBackend(ModelArgs(model=str(model), device="cpu", dtype="float32")).encode_pair(ctx, cont)
+    default = HFLM(pretrained=str(model), device="cpu", dtype="float32")._encode_pair(ctx, cont)
+    no_bos = HFLM(pretrained=str(model), device="cpu", dtype="float32", add_bos_token=False)._encode_pair(ctx, cont)
+    assert ours[0][0] != bos
+    assert default[0][0] == bos and default[0][1:] == ours[0] and default[1] == ours[1]
+    assert no_bos == ours
+
+
+def test_exported_yamls_load_in_lm_eval(cli, tmp_path):
+    from lm_eval.tasks import TaskManager
+
+    for mode in ("loglikelihood", "cloze", "generate"):
+        out = tmp_path / mode
+        code, _, err = cli("export-lm-eval", "--tasks", "medqa", "--out", out, "--mode", mode, "--limit", "5",
+                           "--num_fewshot", "1")
+        assert code == 0, err
+        tm = TaskManager(include_path=str(out), include_defaults=False)
+        assert {"aimed_medqa", "aimed_cmmlu_medical", "aimed_abstractqa", "aimed_cmexam"} <= set(tm.all_tasks)
+        loaded = tm.load(["aimed_medqa"])
+        assert set(loaded["groups"]) == {"aimed_medqa", "aimed_cmmlu_medical", "aimed_abstractqa"}
+        tasks = list(loaded["tasks"].values())
+        assert len(tasks) == 14
+        for t in tasks:
+            docs = list(t.test_docs())
+            assert len(docs) == 5 and t.config.num_fewshot == 0
+            assert t.fewshot_context(docs[0], 0) == docs[0]["prompt"]
+            kind = "multiple_choice" if mode != "generate" and "title" not in t.config.task \
+                and "keywords" not in t.config.task and "medterm" not in t.config.task else "generate_until"
+            assert t.OUTPUT_TYPE == kind, t.config.task
+
+    # Multi-answer items: gold is a list for every doc, so lm-eval scores multiple targets.
+    out = tmp_path / "multi"
+    code, stdout, err = cli("export-lm-eval", "--tasks", "cmexam", "--out", out, "--prefix", "x_")
+    assert code == 0, err
+    assert "210 multi-answer" in stdout
+    text = (out / "x_cmexam.yaml").read_text(encoding="utf-8")
+    assert "lm-eval's acc counts the item" in text
+    (task,) = TaskManager(include_path=str(out), include_defaults=False).load(["x_cmexam"])["tasks"].values()
+    assert task.multiple_target and all(isinstance(d["gold"], list) for d in task.test_docs())
+
+    code, _, err = cli("export-lm-eval", "--tasks", "no_such_task", "--out", tmp_path / "bad")
+    assert code == 2 and "unknown task" in err and "Traceback" not in err
