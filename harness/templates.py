@@ -74,20 +74,22 @@ def template_names() -> list[str]:
 
 
 def render_prompt(template_name: str, user: str, tokenizer=None,
-                  history: Optional[list[tuple[str, str]]] = None) -> str:
-    """The prompt that asks ``user`` (after ``history``) and opens the assistant's reply."""
+                  history: Optional[list[tuple[str, str]]] = None, system: Optional[str] = None) -> str:
+    """The prompt that asks ``user`` (after ``history``) and opens the assistant's reply.
+
+    ``system`` replaces the template's default system prompt ("" drops it)."""
     turns: list[tuple[str, Optional[str]]] = list(history or []) + [(user, None)]
     if template_name == TOKENIZER_TEMPLATE:
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise UserError("--template_name tokenizer: this tokenizer has no chat_template; "
                             f"name one of {', '.join(TEMPLATES.names())}")
-        messages = []
+        messages = [{"role": "system", "content": system}] if system else []
         for u, a in turns:
             messages.append({"role": "user", "content": u})
             if a is not None:
                 messages.append({"role": "assistant", "content": a})
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return TEMPLATES.get(template_name).render(turns)
+    return TEMPLATES.get(template_name).render(turns, system)
 
 
 def template_stops(template_name: str) -> tuple[str, ...]:

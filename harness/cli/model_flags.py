@@ -8,14 +8,16 @@ from ..models.args import ModelArgs
 from ..templates import template_names
 
 
-def add_model_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
+def add_model_flags(p: argparse.ArgumentParser, required: bool = True, template_default: str = "raw") -> None:
+    """``template_default``: raw for scoring (base checkpoints), vicuna for chatting, as the
+    original tools did."""
     g = p.add_argument_group("model")
     g.add_argument("--model", "--base_model", dest="model", required=required,
                    help="checkpoint folder or hub id (--base_model is the original tools' name)")
     g.add_argument("--lora_model", default="", help="PEFT LoRA adapter folder or hub id, applied on --model")
     g.add_argument("--tokenizer_path", default=None, help="tokenizer folder, when not the model's own")
-    g.add_argument("--template_name", default="raw", choices=template_names(), metavar="NAME",
-                   help=f"chat template: {', '.join(template_names())} (default: raw, no template)")
+    g.add_argument("--template_name", default=template_default, choices=template_names(), metavar="NAME",
+                   help=f"chat template: {', '.join(template_names())} (default: {template_default})")
     g.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     g.add_argument("--only_cpu", action="store_true", help="run on the CPU even when a GPU is there")
