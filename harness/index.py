@@ -2,13 +2,14 @@
 
 Leaderboards, reports and the dashboard read it (with ``sqlite3`` alone: nothing here
 imports torch). One row a run in ``runs``; its metrics in ``scores`` (groups included,
-``is_group`` = 1); task versions and data hashes in ``task_meta``; per-category metrics
-in ``categories``. A checkpoint is identified by its fingerprint; its lineage (base
-model, stage, parent, step) comes from its ``aimed_checkpoint.json`` manifest, else from
-the run's ``--meta`` labels.
+``is_group`` = 1); per task and group its version, data hash and main metric in
+``task_meta``; per-category metrics in ``categories``. A checkpoint is identified by its
+fingerprint; its lineage (base model, stage, parent, step) comes from its
+``aimed_checkpoint.json`` manifest, else from the run's ``--meta`` labels.
 
-Several processes may record at once: WAL mode, a busy timeout and one transaction a
-run, so a run is recorded whole or not at all.
+Several processes may record at once: WAL mode, a busy timeout and one ``BEGIN
+IMMEDIATE`` transaction a run, so a run is recorded whole or not at all and writers queue
+instead of failing. Re-recording a run id replaces it (imports are idempotent).
 """
 
 from __future__ import annotations
@@ -19,23 +20,28 @@ import sqlite3
 from pathlib import Path
 from typing import Optional
 
+from .errors import UserError
+
 DB_ENV = "AIMED_DB"
 DB_NAME = "aimed_index.sqlite"
+SCHEMA_VERSION = 2  # PRAGMA user_version: an index this tool wrote, in this layout
+BUSY_MS = 120_000   # writers wait their turn this long before giving up
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id      TEXT PRIMARY KEY,
-    run_dir     TEXT NOT NULL,
+    run_dir     TEXT NOT NULL,          -- run folder, or the lm-eval results file
     date        REAL NOT NULL,          -- unix time the run started
     source      TEXT NOT NULL,          -- 'aimed' or 'lm-eval'
     model       TEXT NOT NULL,          -- checkpoint path or hub id (plus adapter)
+    checkpoint  TEXT NOT NULL,          -- short label for tables
     fingerprint TEXT NOT NULL,          -- checkpoint identity: same fingerprint, same weights
     base_model  TEXT NOT NULL,
-    stage       TEXT NOT NULL,          -- pt, sft, rm, ppo, dpo, base, or 'unknown'
+    stage       TEXT NOT NULL,          -- base, pt, sft, rm, ppo, dpo, other names, or 'unknown'
     parent      TEXT,                   -- parent checkpoint (path or fingerprint)
     step        INTEGER,                -- training step, when known
     adapter     TEXT,
-    tasks       TEXT NOT NULL,          -- JSON list of task names
+    tasks       TEXT NOT NULL,          -- JSON list of task and group names
     config      TEXT NOT NULL           -- JSON: results.json's "config"
 );
 CREATE TABLE IF NOT EXISTS scores (
@@ -44,33 +50,102 @@ CREATE TABLE IF NOT EXISTS scores (
     is_group INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, task, metric));
 CREATE TABLE IF NOT EXISTS task_meta (
-    run_id TEXT NOT NULL, task TEXT NOT NULL, version INTEGER, mode TEXT, data_hash TEXT, spec_hash TEXT,
+    run_id TEXT NOT NULL, task TEXT NOT NULL, version INTEGER, mode TEXT, data_hash TEXT,
+    spec_hash TEXT,
+    main_metric TEXT NOT NULL,              -- the task's headline metric ('score' for a group)
+    is_group INTEGER NOT NULL DEFAULT 0,
+    position INTEGER NOT NULL DEFAULT 0,    -- column order: leaf tasks as run, then groups
     PRIMARY KEY (run_id, task));
 CREATE TABLE IF NOT EXISTS categories (
     run_id TEXT NOT NULL, task TEXT NOT NULL, column_name TEXT NOT NULL, category TEXT NOT NULL,
     metric TEXT NOT NULL, value REAL, stderr REAL, n INTEGER,
     PRIMARY KEY (run_id, task, column_name, category, metric));
-CREATE INDEX IF NOT EXISTS scores_by_task ON scores (task, metric);
 CREATE INDEX IF NOT EXISTS runs_by_checkpoint ON runs (fingerprint, date);
+CREATE INDEX IF NOT EXISTS runs_by_lineage ON runs (base_model, stage);
+CREATE INDEX IF NOT EXISTS task_meta_by_task ON task_meta (task);
 """
+TABLES = ("runs", "scores", "task_meta", "categories")
+MANIFEST = "aimed_checkpoint.json"
 
 
 def default_db(output_root: Optional[Path] = None) -> Path:
+    """``$AIMED_DB`` if set, else ``aimed_index.sqlite`` in the output root."""
     if os.environ.get(DB_ENV):
         return Path(os.environ[DB_ENV]).expanduser()
     return Path(output_root or "aimed_runs") / DB_NAME
 
 
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    """Open (and, writable, create) the index. A file that is not an index is a UserError."""
+    path = Path(path)
     if readonly:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        if not path.is_file():
+            raise UserError(f"{path}: no results index there; record runs with `aimed-eval run` or "
+                            f"`aimed-eval import`, or point --db / {DB_ENV} at the index")
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_MS / 1000)
+        db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+        check_index(db, path)
+        return db
+    if path.is_dir():
+        raise UserError(f"--db {path}: is a folder; give the index file's path, e.g. {path / DB_NAME}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=BUSY_MS / 1000, isolation_level=None)
+    db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            _create(db, path)
         db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(SCHEMA)
-    db.execute("PRAGMA busy_timeout=60000")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise UserError(f"{path}: not a results index ({exc}); give --db a new file or an index "
+                        "that aimed-eval wrote") from None
     return db
+
+
+def _create(db: sqlite3.Connection, path: Path) -> None:
+    """Create the tables, once: writers racing here queue on the write lock."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+        if version != SCHEMA_VERSION and names:
+            raise UserError(f"{path}: not a results index of this aimed-eval (schema {version}, "
+                            f"expected {SCHEMA_VERSION}); give --db a new file")
+        if version != SCHEMA_VERSION:
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def check_index(db: sqlite3.Connection, path: Path) -> None:
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise UserError(f"{path}: not a results index ({exc}); point --db at the "
+                        f"{DB_NAME} that `aimed-eval run` wrote") from None
+    if version != SCHEMA_VERSION or not set(TABLES) <= names:
+        db.close()
+        raise UserError(f"{path}: not a results index of this aimed-eval (tables {sorted(names)}, "
+                        f"schema {version}); point --db at the {DB_NAME} that `aimed-eval run` wrote")
+
+
+def checkpoint_label(model: str, adapter: Optional[str] = None) -> str:
+    """A short name for tables: the adapter's or model's folder name; a trainer's
+    ``checkpoint-N`` folder keeps its parent's name too, so stages stay apart."""
+    p = Path(str(adapter or model).rstrip("/"))
+    name = p.name or str(p)
+    if name.startswith("checkpoint") and p.parent.name:
+        name = f"{p.parent.name}/{name}"
+    return name if not adapter else f"{Path(model.rstrip('/')).name}+{name}"
 
 
 def lineage(aimed: dict) -> dict:
@@ -81,8 +156,53 @@ def lineage(aimed: dict) -> dict:
     args = model.get("args", {})
     name = Path(str(args.get("model", "?")).rstrip("/")).name
     pick = lambda key, default=None: manifest.get(key, meta.get(key, default))  # noqa: E731
-    return {"base_model": pick("base_model", name), "stage": pick("stage", "unknown"),
-            "parent": pick("parent"), "step": pick("step")}
+    step = pick("step")
+    return {"base_model": str(pick("base_model", name)), "stage": str(pick("stage", "unknown")),
+            "parent": None if pick("parent") is None else str(pick("parent")),
+            "step": int(step) if isinstance(step, (int, float, str)) and str(step).isdigit() else None}
+
+
+def score_rows(run_id: str, results: dict, scored: Optional[dict] = None) -> list[tuple]:
+    """One row a (task, metric) of results.json's ``results``. A filter other than lm-eval's
+    ``none`` stays in the metric's name (``exact_match,strict-match``): two filters of one
+    metric are two scores."""
+    groups = set(results.get("groups", {}))
+    hib = results.get("higher_is_better", {})
+    n_samples = results.get("n-samples", {})
+    rows = []
+    for task, block in results.get("results", {}).items():
+        for key, value in block.items():
+            if "," not in key or "_stderr" in key:
+                continue
+            metric, filt = key.split(",", 1)
+            name = metric if filt == "none" else key
+            se = block.get(f"{metric}_stderr,{filt}")
+            n = (scored or {}).get(task, {}).get(metric, (n_samples.get(task) or {}).get("effective"))
+            rows.append((run_id, task, name, _float(value), _float(se), n,
+                         int(bool((hib.get(task) or {}).get(metric, True))), int(task in groups)))
+    return rows
+
+
+def record(db: sqlite3.Connection, run: dict, scores: list[tuple], metas: list[tuple],
+           cats: list[tuple]) -> str:
+    """Write one run whole, in one transaction, replacing an earlier record of its id."""
+    run_id = run["run_id"]
+    cols = ("run_id", "run_dir", "date", "source", "model", "checkpoint", "fingerprint", "base_model",
+            "stage", "parent", "step", "adapter", "tasks", "config")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for table in ("scores", "task_meta", "categories"):
+            db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+        db.execute(f"INSERT OR REPLACE INTO runs ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                   tuple(run[c] for c in cols))
+        db.executemany("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?)", scores)
+        db.executemany("INSERT INTO task_meta VALUES (?,?,?,?,?,?,?,?,?)", metas)
+        db.executemany("INSERT INTO categories VALUES (?,?,?,?,?,?,?,?)", cats)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return run_id
 
 
 def record_run(db: sqlite3.Connection, run_dir: Path, results: dict) -> str:
@@ -91,51 +211,44 @@ def record_run(db: sqlite3.Connection, run_dir: Path, results: dict) -> str:
     run_id = aimed["run_id"]
     model = aimed.get("model", {})
     args = model.get("args", {})
-    label = str(args.get("model", "?")) + (f"+{args['lora_model'][0]}" if args.get("lora_model") else "")
+    adapter = (args.get("lora_model") or [None])[0]
     lin = lineage(aimed)
-    groups = set(results.get("groups", {}))
-    hib = results.get("higher_is_better", {})
-    scored = aimed.get("scored", {})
-    n_samples = results.get("n-samples", {})
-    score_rows = []
-    for task, block in results.get("results", {}).items():
-        for key, value in block.items():
-            if "," not in key or "_stderr" in key:
-                continue
-            metric = key.split(",")[0]
-            se = block.get(f"{metric}_stderr,{key.split(',', 1)[1]}")
-            n = scored.get(task, {}).get(metric, n_samples.get(task, {}).get("effective"))
-            score_rows.append((run_id, task, metric, _float(value), _float(se), n,
-                               int(hib.get(task, {}).get(metric, True)), int(task in groups)))
-    meta_rows = [(run_id, t, m.get("version"), m.get("mode"), m.get("data_hash"), m.get("spec_hash"))
-                 for t, m in aimed.get("tasks", {}).items()]
-    cat_rows = []
+    tasks = aimed.get("tasks", {})
+    configs = results.get("configs", {})
+    groups = list(results.get("groups", {}))
+    metas = []
+    for pos, (t, m) in enumerate(tasks.items()):
+        main = m.get("main_metric") or (configs.get(t) or {}).get("primary_metric") \
+            or ((configs.get(t) or {}).get("metrics") or ["acc"])[0]
+        metas.append((run_id, t, m.get("version"), m.get("mode"), m.get("data_hash"), m.get("spec_hash"),
+                      main, 0, pos))
+    for pos, g in enumerate(groups, start=len(metas)):
+        metas.append((run_id, g, (results.get("versions") or {}).get(g), None, None, None, "score", 1, pos))
+    cats = []
     for task, columns in aimed.get("categories", {}).items():
         for column, cells in columns.items():
             for category, cell in cells.items():
                 for metric, value in cell.items():
                     if metric == "n" or metric.endswith("_stderr"):
                         continue
-                    cat_rows.append((run_id, task, column, category, metric, _float(value),
-                                     _float(cell.get(f"{metric}_stderr")), cell.get("n")))
-    db.execute("BEGIN IMMEDIATE")
+                    cats.append((run_id, task, column, category, metric, _float(value),
+                                 _float(cell.get(f"{metric}_stderr")), cell.get("n")))
+    label = str(args.get("model", "?")) + (f"+{adapter}" if adapter else "")
+    run = {"run_id": run_id, "run_dir": str(Path(run_dir).resolve()), "date": float(results.get("date") or 0),
+           "source": "aimed", "model": label, "checkpoint": checkpoint_label(str(args.get("model", "?")), adapter),
+           "fingerprint": model.get("fingerprint", ""), **lin, "adapter": adapter,
+           "tasks": json.dumps([*tasks, *groups]),
+           "config": json.dumps(results.get("config", {}), ensure_ascii=False, default=str)}
+    return record(db, run, score_rows(run_id, results, aimed.get("scored")), metas, cats)
+
+
+def record_run_dir(db_path: Path, run_dir: Path, results: dict) -> str:
+    """Open the index at ``db_path``, record the run, close it."""
+    db = connect(db_path)
     try:
-        db.execute("DELETE FROM scores WHERE run_id=?", (run_id,))
-        db.execute("DELETE FROM task_meta WHERE run_id=?", (run_id,))
-        db.execute("DELETE FROM categories WHERE run_id=?", (run_id,))
-        db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                   (run_id, str(Path(run_dir).resolve()), float(results.get("date") or 0), "aimed", label,
-                    model.get("fingerprint", ""), lin["base_model"], lin["stage"], lin["parent"], lin["step"],
-                    (args.get("lora_model") or [None])[0], json.dumps(sorted(aimed.get("tasks", {}))),
-                    json.dumps(results.get("config", {}), ensure_ascii=False, default=str)))
-        db.executemany("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?)", score_rows)
-        db.executemany("INSERT INTO task_meta VALUES (?,?,?,?,?,?)", meta_rows)
-        db.executemany("INSERT INTO categories VALUES (?,?,?,?,?,?,?,?)", cat_rows)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    return run_id
+        return record_run(db, run_dir, results)
+    finally:
+        db.close()
 
 
 def _float(x) -> Optional[float]:

@@ -1,0 +1,222 @@
+"""Read the results index: leaderboards, stage progression, per-category scores.
+
+sqlite3 only (no torch, no pandas): the leaderboard command, the HTML report and the
+dashboard all start from here, and `aimed-eval leaderboard` must print in well under a
+second with hundreds of runs. The heavy lifting is SQL: the latest run of each checkpoint
+is a window function over ``runs``, and each task's main metric comes from one join of
+``task_meta`` with ``scores`` on their primary keys.
+
+What a leaderboard is:
+- one row a checkpoint (same fingerprint, same weights): its latest run (with ``tasks``:
+  its latest run that scored any of them);
+- one column a task or group the rows scored, showing its main metric (a group: ``score``,
+  the mean of its members' main metrics); leaf tasks first, then groups;
+- ``average``: the mean of the leaf columns' main metrics (of the group columns when only
+  groups are shown); None unless the row has every one of them, so averages compare like
+  with like;
+- ``best_in_stage``: the highest average of each (base model, stage).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Union
+
+from aimed.harness.errors import UserError, did_you_mean
+from aimed.harness.index import connect
+
+# Training stages in pipeline order; 'base' (the untouched base model) first, stages
+# outside this list after them by name, 'unknown' last.
+STAGE_ORDER = ("base", "pt", "sft", "rm", "ppo", "dpo")
+AVERAGE = "average"  # the pseudo-task of progression rows that carry the suite average
+
+DB = Union[sqlite3.Connection, str, Path]
+
+
+@dataclass
+class Row:
+    run_id: str
+    run_dir: str
+    checkpoint: str
+    fingerprint: str
+    base_model: str
+    stage: str
+    step: Optional[int]
+    parent: Optional[str]
+    date: float
+    model: str
+    source: str
+    stage_index: int
+    scores: dict = field(default_factory=dict)  # task -> (value, stderr, metric)
+    average: Optional[float] = None
+    best_in_stage: bool = False
+
+
+@dataclass
+class Leaderboard:
+    tasks: list[str]            # columns, in display order
+    metrics: dict[str, str]     # column -> its main metric
+    groups: list[str]           # the columns that are groups
+    rows: list[Row]
+
+    def to_dict(self) -> dict:
+        return {"tasks": self.tasks, "metrics": self.metrics, "groups": self.groups,
+                "rows": [{**asdict(r), "scores": {t: {"value": v, "stderr": se, "metric": m}
+                                                  for t, (v, se, m) in r.scores.items()}}
+                         for r in self.rows]}
+
+
+def open_index(path: Union[str, Path]) -> sqlite3.Connection:
+    """The index at ``path``, read-only; UserError if it is missing or not an index."""
+    db = connect(Path(path).expanduser(), readonly=True)
+    db.row_factory = sqlite3.Row
+    return db
+
+
+def _conn(db: DB) -> sqlite3.Connection:
+    if isinstance(db, sqlite3.Connection):
+        db.row_factory = sqlite3.Row
+        return db
+    return open_index(db)
+
+
+def stage_index(stage: str, others: Iterable[str] = ()) -> int:
+    if stage in STAGE_ORDER:
+        return STAGE_ORDER.index(stage)
+    if stage == "unknown":
+        return 1000
+    return len(STAGE_ORDER) + sorted(set(others) - set(STAGE_ORDER) - {"unknown"}).index(stage)
+
+
+def _check_names(db: sqlite3.Connection, sql: str, given: Optional[list[str]], what: str, flag: str) -> None:
+    if not given:
+        return
+    known = sorted(r[0] for r in db.execute(sql))
+    for name in given:
+        if name not in known:
+            listing = ", ".join(known[:12]) + (" …" if len(known) > 12 else "")
+            raise UserError(f"{flag} {name}: no {what} of that name in the index"
+                            f"{did_you_mean(name, known)}; known: {listing or 'none'}")
+
+
+def _in(column: str, values: Optional[list[str]]) -> tuple[str, list]:
+    if not values:
+        return "", []
+    return f" AND {column} IN ({','.join('?' * len(values))})", list(values)
+
+
+def leaderboard(db: DB, base_models: Optional[list[str]] = None, stages: Optional[list[str]] = None,
+                tasks: Optional[list[str]] = None) -> Leaderboard:
+    """The leaderboard of the index, filtered by base models, stages and tasks (None: all)."""
+    db = _conn(db)
+    _check_names(db, "SELECT DISTINCT base_model FROM runs", base_models, "base model", "--base_model")
+    _check_names(db, "SELECT DISTINCT stage FROM runs", stages, "stage", "--stage")
+    _check_names(db, "SELECT DISTINCT task FROM task_meta", tasks, "task or group", "--tasks")
+    where, params = "", []
+    for clause, values in (_in("base_model", base_models), _in("stage", stages)):
+        where, params = where + clause, params + values
+    if tasks:  # a checkpoint's latest run among those that scored one of the tasks
+        clause, values = _in("task", tasks)
+        where, params = where + f" AND run_id IN (SELECT run_id FROM task_meta WHERE 1=1{clause})", params + values
+    latest = ("SELECT run_id FROM (SELECT run_id, ROW_NUMBER() OVER (PARTITION BY fingerprint "
+              f"ORDER BY date DESC, run_id DESC) AS k FROM runs WHERE 1=1{where}) WHERE k = 1")
+    # The latest-run CTE twice, not a temp table: the connection stays read-only and may be shared.
+    runs = db.execute(f"WITH latest AS ({latest}) SELECT r.* FROM runs r JOIN latest USING (run_id)",
+                      params).fetchall()
+    task_clause, task_params = _in("tm.task", tasks)
+    cells = db.execute(
+        f"WITH latest AS ({latest}) "
+        "SELECT tm.run_id, tm.task, tm.main_metric, tm.is_group, tm.position, s.value, s.stderr "
+        "FROM latest l JOIN task_meta tm ON tm.run_id = l.run_id "
+        "LEFT JOIN scores s ON s.run_id = tm.run_id AND s.task = tm.task AND s.metric = tm.main_metric "
+        f"WHERE 1=1{task_clause}", params + task_params).fetchall()
+    return _assemble(runs, cells, tasks)
+
+
+def _assemble(runs: list, cells: list, wanted: Optional[list[str]]) -> Leaderboard:
+    all_stages = {r["stage"] for r in runs}
+    rows = {r["run_id"]: Row(run_id=r["run_id"], run_dir=r["run_dir"], checkpoint=r["checkpoint"],
+                             fingerprint=r["fingerprint"], base_model=r["base_model"], stage=r["stage"],
+                             step=r["step"], parent=r["parent"], date=r["date"], model=r["model"],
+                             source=r["source"], stage_index=stage_index(r["stage"], all_stages))
+            for r in runs}
+    order: dict[str, tuple] = {}
+    metric_votes: dict[str, Counter] = {}
+    for c in cells:
+        task = c["task"]
+        rows[c["run_id"]].scores[task] = (c["value"], c["stderr"], c["main_metric"])
+        key = (c["is_group"], c["position"], task)
+        order[task] = min(order.get(task, key), key)
+        metric_votes.setdefault(task, Counter())[c["main_metric"]] += 1
+    columns = sorted(order, key=lambda t: order[t])
+    if wanted:  # the user's order
+        columns = [t for t in wanted if t in order]
+    groups = [t for t in columns if order[t][0]]
+    leaves = [t for t in columns if not order[t][0]] or groups
+    for row in rows.values():
+        vals = [row.scores.get(t, (None,))[0] for t in leaves]
+        if leaves and all(v is not None for v in vals):
+            row.average = sum(vals) / len(vals)
+    ordered = sorted(rows.values(), key=lambda r: (r.base_model, r.stage_index, r.stage,
+                                                   -1 if r.step is None else r.step, r.date))
+    best: dict[tuple, Row] = {}
+    for row in ordered:
+        key = (row.base_model, row.stage)
+        if row.average is not None and (key not in best or row.average > best[key].average):
+            best[key] = row
+    for row in best.values():
+        row.best_in_stage = True
+    return Leaderboard(tasks=columns, metrics={t: metric_votes[t].most_common(1)[0][0] for t in columns},
+                       groups=groups, rows=ordered)
+
+
+def progression(db: DB, base_models: Optional[list[str]] = None,
+                tasks: Optional[list[str]] = None) -> list[dict]:
+    """Score against training step, stage after stage: one dict a checkpoint and column
+    (plus task ``average`` for the suite average), ordered base model, stage, step, date.
+    ``x`` counts the checkpoints of a base model along its path (0, 1, 2, ...)."""
+    board = leaderboard(db, base_models=base_models, tasks=tasks)
+    out = []
+    x: Counter = Counter()
+    for row in board.rows:
+        base = {"base_model": row.base_model, "stage": row.stage, "stage_index": row.stage_index,
+                "step": row.step, "x": x[row.base_model], "run_id": row.run_id, "checkpoint": row.checkpoint}
+        x[row.base_model] += 1
+        for task in board.tasks:
+            if task in row.scores:
+                value, se, metric = row.scores[task]
+                out.append({**base, "task": task, "metric": metric, "value": value, "stderr": se})
+        if row.average is not None:
+            out.append({**base, "task": AVERAGE, "metric": AVERAGE, "value": row.average, "stderr": None})
+    return out
+
+
+def category_scores(db: DB, run_id: str, task: Optional[str] = None) -> list[dict]:
+    """Per-category metrics of one run (all tasks, or one): task, column, category, metric,
+    value, stderr, n."""
+    db = _conn(db)
+    run_id = run_info(db, run_id)["run_id"]
+    clause, params = _in("task", [task] if task else None)
+    rows = db.execute("SELECT task, column_name AS column, category, metric, value, stderr, n FROM categories "
+                      f"WHERE run_id = ?{clause} ORDER BY task, column_name, category, metric",
+                      [run_id, *params])
+    return [dict(r) for r in rows]
+
+
+def run_info(db: DB, run_id: str) -> dict:
+    """The ``runs`` row of a run (a unique prefix of its id will do); ``tasks`` and
+    ``config`` decoded."""
+    db = _conn(db)
+    found = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchall() or \
+        db.execute("SELECT * FROM runs WHERE run_id LIKE ? LIMIT 2", (run_id.replace("%", "") + "%",)).fetchall()
+    if len(found) != 1:
+        why = "matches several runs; give more of it" if found else "is not in the index"
+        raise UserError(f"run id {run_id!r} {why}; `aimed-eval leaderboard --format json` lists run ids")
+    info = dict(found[0])
+    info["tasks"] = json.loads(info["tasks"])
+    info["config"] = json.loads(info["config"])
+    return info
