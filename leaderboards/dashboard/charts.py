@@ -1,0 +1,78 @@
+"""The dashboard's plotly figures; pure functions of query results (no streamlit)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+
+def progression_figure(rows: list[dict], task: str) -> go.Figure:
+    """Score against training step for one task, stage after stage: one panel a stage (in
+    training order, as ``query.progression`` numbers them), one line a base model, the
+    same colour in every panel; error bars are standard errors."""
+    rows = [r for r in rows if r["task"] == task and r.get("value") is not None]
+    stages = sorted({(r["stage_index"], r["stage"]) for r in rows})
+    bases = sorted({r["base_model"] for r in rows})
+    colour = {b: qualitative.Plotly[i % len(qualitative.Plotly)] for i, b in enumerate(bases)}
+    fig = make_subplots(rows=1, cols=max(1, len(stages)), shared_yaxes=True, horizontal_spacing=0.02,
+                        subplot_titles=[s for _, s in stages] or [task])
+    lines: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        lines[(r["stage_index"], r["stage"], r["base_model"])].append(r)
+    for col, stage in enumerate(stages, start=1):
+        for base in bases:
+            points = sorted(lines.get((*stage, base), []), key=lambda r: (r.get("step") or 0))
+            if not points:
+                continue
+            fig.add_trace(go.Scatter(
+                x=[p.get("step") or 0 for p in points], y=[p["value"] for p in points],
+                error_y=dict(type="data", array=[p.get("stderr") or 0 for p in points], thickness=1),
+                mode="lines+markers", name=base, legendgroup=base, showlegend=col == 1,
+                line=dict(color=colour[base]), text=[p["checkpoint"] for p in points],
+                hovertemplate="%{text}<br>step %{x}<br>%{y:.4f}<extra>" + base + "</extra>"),
+                row=1, col=col)
+        fig.update_xaxes(title_text="step", row=1, col=col)
+    metric = rows[0]["metric"] if rows else ""
+    fig.update_yaxes(title_text=f"{task} ({metric})", row=1, col=1)
+    fig.update_layout(height=420, margin=dict(l=40, r=10, t=40, b=40), legend_title_text="base model")
+    return fig
+
+
+def category_figure(rows: list[dict], title: str) -> go.Figure:
+    """Per-category scores of one annotation column, with standard-error bars; the
+    category's item count in its label, since small categories swing widely."""
+    rows = sorted(rows, key=lambda r: (r.get("value") is None, r.get("value") or 0))
+    fig = go.Figure(go.Bar(
+        x=[r.get("value") for r in rows], y=[f"{r['category']} (n={r.get('n')})" for r in rows],
+        orientation="h", error_x=dict(type="data", array=[r.get("stderr") or 0 for r in rows])))
+    fig.update_layout(title=title, height=max(240, 26 * len(rows) + 80), margin=dict(l=10, r=10, t=40, b=30),
+                      xaxis_title=rows[0]["metric"] if rows else "")
+    return fig
+
+
+def delta_figure(metrics: list[dict]) -> go.Figure:
+    """Each task and metric's difference (B - A) with its paired-bootstrap interval;
+    significant differences in colour."""
+    labels = [f"{m['task']} · {m['metric']}" for m in metrics]
+    colours = ["#d62728" if m.get("significant") and _worse(m) else
+               "#2ca02c" if m.get("significant") else "#7f7f7f" for m in metrics]
+    fig = go.Figure(go.Scatter(
+        x=[m["delta"] for m in metrics], y=labels, mode="markers", marker=dict(color=colours, size=9),
+        error_x=dict(type="data", symmetric=False,
+                     array=[_gap(m.get("ci_high"), m["delta"]) for m in metrics],
+                     arrayminus=[_gap(m["delta"], m.get("ci_low")) for m in metrics])))
+    fig.add_vline(x=0, line_dash="dot", line_color="#999")
+    fig.update_layout(height=max(240, 28 * len(metrics) + 80), margin=dict(l=10, r=10, t=30, b=30),
+                      xaxis_title="B - A (95% interval)")
+    return fig
+
+
+def _worse(m: dict) -> bool:
+    return (m["delta"] < 0) == bool(m.get("higher_is_better", True))
+
+
+def _gap(hi, lo) -> float:
+    return 0.0 if hi is None or lo is None else max(0.0, hi - lo)

@@ -1,0 +1,69 @@
+"""One checkpoint in detail: where it came from, its score on every task, and its
+scores per category of each annotation column (department, discipline, competency,
+difficulty, ...), as bars with standard errors and as a table."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from . import charts, data
+
+
+def lineage_frame(info: dict) -> pd.DataFrame:
+    keys = ("model", "fingerprint", "base_model", "stage", "step", "parent", "adapter", "date", "run_dir", "source")
+    shown = []
+    for key in keys:
+        if info.get(key) in (None, ""):
+            continue
+        value = info[key]
+        if key == "date" and isinstance(value, (int, float)):
+            value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+        shown.append({"field": key.replace("_", " "), "value": str(value)})
+    return pd.DataFrame(shown, columns=["field", "value"])
+
+
+def scores_frame(row: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"task": t, "metric": m, "value": v, "stderr": se}
+                         for t, (v, se, m) in row["scores"].items()],
+                        columns=["task", "metric", "value", "stderr"])
+
+
+def render(db_path: str, version: tuple, board: dict) -> None:
+    st.header("Checkpoint drill-down")
+    rows = board["rows"]
+    if not rows:
+        st.info("No checkpoint matches the filters.")
+        return
+    labels = [data.checkpoint_label(r) for r in rows]
+    pick = st.selectbox("checkpoint", range(len(rows)), format_func=labels.__getitem__, key="dd_checkpoint")
+    row = rows[pick]
+    left, right = st.columns([2, 3])
+    with left:
+        st.subheader("Lineage")
+        st.table(lineage_frame(data.run_info(db_path, version, row["run_id"])), hide_index=True)
+    with right:
+        st.subheader("Scores")
+        st.caption(f"suite average {row['average']:.4f}" if row.get("average") is not None else "")
+        st.table(scores_frame(row), hide_index=True)
+
+    cats = data.category_scores(db_path, version, row["run_id"])
+    st.subheader("By category")
+    if not cats:
+        st.info("This run has no per-category scores (its tasks carry no annotation columns).")
+        return
+    tasks = sorted({c["task"] for c in cats})
+    task = st.selectbox("task", tasks, key="dd_task")
+    cells = [c for c in cats if c["task"] == task]
+    metrics = sorted({c["metric"] for c in cells})
+    main = row["scores"].get(task, (None, None, None))[2]
+    metric = st.selectbox("metric", metrics, index=metrics.index(main) if main in metrics else 0, key="dd_metric")
+    cells = [c for c in cells if c["metric"] == metric]
+    columns = sorted({c["column"] for c in cells})
+    for tab, column in zip(st.tabs(columns), columns):
+        with tab:
+            these = [c for c in cells if c["column"] == column]
+            st.plotly_chart(charts.category_figure(these, f"{task} · {column}"), key=f"dd_fig_{column}")
+            st.table(pd.DataFrame(these, columns=["category", "n", "value", "stderr"]), hide_index=True)
