@@ -1,0 +1,99 @@
+"""Numbers, dates and table rows shared by the HTML and Markdown renderers, so both
+print the same figures."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Optional
+
+Z95 = 1.96
+FLIPS_SHOWN = 50          # flipped items listed (the count says how many there are)
+TEXT_CUT = 240            # characters of a question or an output shown in a table
+
+
+def num(value: Optional[float], digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def signed(value: Optional[float], digits: int = 4) -> str:
+    return "–" if value is None else f"{value:+.{digits}f}"
+
+
+def score_with_ci(cell) -> str:
+    """``0.5123 ± 0.0410``: the value and half its 95% interval."""
+    if not cell or cell[0] is None:
+        return "–"
+    value, se = cell[0], cell[1] if len(cell) > 1 else None
+    return num(value) + (f" ± {Z95 * se:.4f}" if se is not None else "")
+
+
+def interval(lo: Optional[float], hi: Optional[float]) -> str:
+    return "–" if lo is None or hi is None else f"[{lo:+.4f}, {hi:+.4f}]"
+
+
+def pvalue(p: Optional[float]) -> str:
+    return "–" if p is None else (f"{p:.2e}" if p < 1e-4 else f"{p:.4f}")
+
+
+def date(value: Any) -> str:
+    if isinstance(value, (int, float)):
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(value)) if value > 0 else "–"
+    return str(value or "–")
+
+
+def cut(text: Any, limit: int = TEXT_CUT) -> str:
+    text = " ".join(str(text if text is not None else "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def leaderboard_header(tasks: list[str], metrics: dict[str, str]) -> list[str]:
+    return (["best", "base model", "stage", "step", "checkpoint", "run", "date"]
+            + [f"{t} ({metrics.get(t, '?')})" for t in tasks] + ["average"])
+
+
+def leaderboard_cells(row, tasks: list[str]) -> list[str]:
+    return (["★" if row.best_in_stage else "", row.base_model, row.stage,
+             "–" if row.step is None else str(row.step), str(row.checkpoint), row.run_id, date(row.date)]
+            + [score_with_ci(row.scores.get(t)) for t in tasks] + [num(row.average)])
+
+
+def verdict(metric: dict) -> str:
+    """``better`` / ``worse`` / ``no significant change`` for a comparison metric row."""
+    if not metric.get("significant") or metric.get("delta") is None:
+        return "no significant change"
+    better = (metric["delta"] > 0) == bool(metric.get("higher_is_better", True))
+    return "better" if better else "worse"
+
+
+def comparison_metric_header() -> list[str]:
+    return ["task", "metric", "A", "B", "Δ (B − A)", "95% CI", "p", "test", "n", "verdict"]
+
+
+def comparison_metric_cells(m: dict) -> list[str]:
+    return [m["task"], m["metric"], num(m.get("a")), num(m.get("b")), signed(m.get("delta")),
+            interval(m.get("ci_low"), m.get("ci_high")), pvalue(m.get("p_value")), str(m.get("test") or "–"),
+            str(m.get("n") if m.get("n") is not None else "–"), verdict(m)]
+
+
+def comparison_category_header() -> list[str]:
+    return ["task", "column", "category", "metric", "A", "B", "Δ (B − A)", "n A", "n B"]
+
+
+def comparison_category_cells(c: dict) -> list[str]:
+    return [c["task"], c["column"], c["category"], c["metric"], num(c.get("a")), num(c.get("b")),
+            signed(c.get("delta")), str(c.get("n_a", "–")), str(c.get("n_b", "–"))]
+
+
+def flip_header() -> list[str]:
+    return ["task", "item", "question", "target", "A output", "B output", "A score", "B score"]
+
+
+def flip_cells(f: dict) -> list[str]:
+    return [f["task"], str(f.get("id", f.get("doc_id"))), cut(f.get("question")), cut(f.get("target"), 80),
+            cut(f.get("a_output")), cut(f.get("b_output")), num(f.get("a_score"), 2), num(f.get("b_score"), 2)]
+
+
+def flip_counts(flips: list[dict]) -> tuple[int, int]:
+    """(items B got right that A got wrong, items B got wrong that A got right)."""
+    gained = sum(1 for f in flips if (f.get("b_score") or 0) > (f.get("a_score") or 0))
+    return gained, len(flips) - gained

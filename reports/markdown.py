@@ -1,0 +1,98 @@
+"""The report in Markdown: the HTML report's sections as tables (no charts), fit for a
+pull-request comment, a wiki page or a terminal. Cells are made table-safe: pipes
+escaped, line breaks folded, so user text cannot break the table's columns.
+"""
+
+from __future__ import annotations
+
+from . import format as fmt
+from .collect import ReportContent
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def leaderboard_section(c: ReportContent) -> str:
+    rows = [fmt.leaderboard_cells(r, c.board.tasks) for r in c.board.rows]
+    return (f"## Leaderboard\n\n{len(c.board.rows)} checkpoints (each its latest run); ★ marks the best "
+            "checkpoint of each base model and stage by suite average; scores are value ± half the 95% "
+            "interval.\n\n" + _table(fmt.leaderboard_header(c.board.tasks, c.main_metric), rows))
+
+
+def tasks_section(c: ReportContent) -> str:
+    """Per task, the shown checkpoints' scores with their 95% intervals (the bar charts' data)."""
+    header = ["task", "metric", "checkpoint", "score", "95% interval", "run"]
+    rows = []
+    for task in c.board.tasks:
+        for r in c.shown:
+            cell = r.scores.get(task)
+            if not cell or cell[0] is None:
+                continue
+            value, se = cell[0], cell[1]
+            ci = (f"[{value - fmt.Z95 * se:.4f}, {value + fmt.Z95 * se:.4f}]" if se is not None else "–")
+            rows.append([task, c.main_metric.get(task, "?"),
+                         c.labels[r.run_id] + (" ★" if r.best_in_stage else ""), fmt.num(value), ci, r.run_id])
+    return f"## Scores by task\n\nCheckpoints: {c.shown_note}.\n\n" + _table(header, rows)
+
+
+def progression_section(c: ReportContent) -> str:
+    if not c.progression:
+        return "## Stage progression\n\nNo progression points in the index."
+    header = ["base model", "stage", "step", "checkpoint", "task", "metric", "score", "± 95%"]
+    rows = [[p["base_model"], p["stage"], "–" if p["step"] is None else str(p["step"]), str(p["checkpoint"]),
+             p["task"], p["metric"], fmt.num(p["value"]),
+             fmt.num(fmt.Z95 * p["stderr"]) if p["stderr"] is not None else "–"] for p in c.progression]
+    return ("## Stage progression\n\nScore against training step for each base model, stage after stage.\n\n"
+            + _table(header, rows))
+
+
+def categories_section(c: ReportContent) -> str:
+    header = ["task", "column", "category", "checkpoint", "metric", "score", "± 95%", "n"]
+    rows = []
+    for r in c.shown:
+        for x in c.categories.get(r.run_id, []):
+            if x["metric"] != (c.main_metric.get(x["task"]) or x["metric"]):
+                continue
+            rows.append([x["task"], x["column"], x["category"], c.labels[r.run_id], x["metric"], fmt.num(x["value"]),
+                         fmt.num(fmt.Z95 * x["stderr"]) if x.get("stderr") is not None else "–",
+                         str(x.get("n") if x.get("n") is not None else "–")])
+    rows.sort(key=lambda row: row[:4])
+    body = _table(header, rows) if rows else "No per-category scores in the index for these checkpoints."
+    return f"## By category\n\nEach task's main metric per category, for {c.shown_note}.\n\n" + body
+
+
+def comparison_section(c: ReportContent) -> str:
+    cmp = c.comparison
+    if cmp is None:
+        return "## Comparison\n\n" + c.comparison_note
+    a, b = cmp["run_a"], cmp["run_b"]
+    who = _table(["", "model", "run", "folder"], [["A", str(a.get("model")), str(a.get("run_id")), str(a.get("run_dir"))],
+                                                   ["B", str(b.get("model")), str(b.get("run_id")), str(b.get("run_dir"))]])
+    metrics = _table(fmt.comparison_metric_header(), [fmt.comparison_metric_cells(m) for m in cmp.get("metrics", [])])
+    cats = sorted(cmp.get("categories", []), key=lambda x: -abs(x.get("delta") or 0))
+    cat_table = (_table(fmt.comparison_category_header(), [fmt.comparison_category_cells(x) for x in cats])
+                 if cats else "No per-category scores in these runs.")
+    flips = cmp.get("flips", [])
+    gained, lost = fmt.flip_counts(flips)
+    shown = (f"; the first {fmt.FLIPS_SHOWN} listed" if len(flips) > fmt.FLIPS_SHOWN else "")
+    flip_table = _table(fmt.flip_header(), [fmt.flip_cells(f) for f in flips[:fmt.FLIPS_SHOWN]]) if flips else ""
+    return "\n\n".join([
+        "## Comparison", _cell(c.comparison_note), who, "### Deltas by task and metric", metrics,
+        "### Deltas by category", cat_table, "### Flipped items",
+        f"{len(flips)} items flipped on each task's main metric: {gained} right only in B, {lost} right only in A"
+        f"{shown}.", flip_table]).rstrip() + "\n"
+
+
+def render(c: ReportContent) -> str:
+    head = (f"# AiMed-Eval report\n\nGenerated {c.generated} from `{c.db_path}`; filters: {c.filters.describe()}; "
+            f"{len(c.board.rows)} checkpoints, {len(c.board.tasks)} tasks.")
+    parts = [head, leaderboard_section(c), tasks_section(c), progression_section(c), categories_section(c),
+             comparison_section(c)]
+    return "\n\n".join(p.rstrip() for p in parts) + "\n"
