@@ -97,8 +97,10 @@ class ChatModel:
         return cls(model, tokenizer, info, args.template_name, system, generation)
 
     # ---- prompts ------------------------------------------------------------------
-    def prompt(self, query: str, history: Optional[History] = None) -> str:
-        return render_prompt(self.template_name, query, self.tokenizer, history, system=self.system)
+    def prompt(self, query: str, history: Optional[History] = None, system: Optional[str] = None) -> str:
+        """``system`` replaces this model's system prompt for one call."""
+        return render_prompt(self.template_name, query, self.tokenizer, history,
+                             system=self.system if system is None else system)
 
     @property
     def stops(self) -> tuple[str, ...]:
