@@ -1,1 +1,3 @@
-"""HTML and Markdown renderers of runs, comparisons and leaderboards. Not built yet: see issue 3."""
+"""HTML and Markdown reports of the results index: the leaderboard, per-task scores with
+their intervals, stage progression, per-category scores and a comparison of two runs
+(``aimed-eval report``). Reads results only; never imports torch."""
