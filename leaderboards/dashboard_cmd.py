@@ -36,7 +36,7 @@ def streamlit_command(db: Path, host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(APP),
             "--server.address", host, "--server.port", str(port), "--server.headless", "true",
             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-            "--server.runOnSave", "false", "--", "--db", str(db)]
+            "--server.runOnSave", "false", "--client.toolbarMode", "minimal", "--", "--db", str(db)]
 
 
 def check(ns: argparse.Namespace) -> Path:

@@ -1,0 +1,277 @@
+"""The streamlit dashboard: its views driven by streamlit's AppTest against a small
+synthetic index (``sample_index.build``, real run folders and samples files), checked
+against the queries and the comparison they show; ``aimed-eval dashboard``'s bad input;
+and the real thing: the command started as a server, opened in headless Chromium, the
+leaderboard rows found in the page and a screenshot saved to test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from aimed.harness.compare import compare_runs
+from aimed.leaderboards import query, sample_index
+from aimed.leaderboards.dashboard import samples
+
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "leaderboards" / "dashboard_app.py"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("dashboard")
+    return Path(sample_index.build(root / "index.sqlite", root / "runs", n_runs=16, n_tasks=4, seed=3))
+
+
+@pytest.fixture
+def app(index, monkeypatch):
+    """The dashboard on ``index`` (AIMED_DB), optionally opened on a view (``?view=``)."""
+    monkeypatch.setenv("AIMED_DB", str(index))
+
+    def start(view: str = "") -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        if view:
+            at.query_params["view"] = view
+        at.run()
+        assert not at.exception, at.exception
+        return at
+
+    return start
+
+
+def table_with(at: AppTest, column: str):
+    """The first table on the page that has ``column``, as a DataFrame."""
+    for table in at.table:
+        if column in table.value.columns:
+            return table.value
+    raise AssertionError(f"no table with a {column!r} column; tables: {[list(t.value.columns) for t in at.table]}")
+
+
+def board(index: Path, **filters) -> query.Leaderboard:
+    db = query.open_index(index)
+    try:
+        return query.leaderboard(db, **filters)
+    finally:
+        db.close()
+
+
+def test_leaderboard_shows_every_checkpoint_with_its_scores(app, index):
+    expected = board(index)
+    shown = table_with(app(), "checkpoint")
+    assert list(shown["run id"]) == [r.run_id for r in expected.rows]
+    assert list(shown["checkpoint"]) == [r.checkpoint for r in expected.rows]
+    assert list(shown["best"] == "★") == [r.best_in_stage for r in expected.rows]
+    assert sum(r.best_in_stage for r in expected.rows) >= 4  # four base models, several stages
+    for row, (_, cells) in zip(expected.rows, shown.iterrows()):
+        assert cells["average"] == pytest.approx(row.average, abs=5e-5)
+        value, _, metric = row.scores["cmexam"]
+        assert cells[f"cmexam ({metric})"] == pytest.approx(value, abs=5e-5)
+    assert "medqa (score)" in shown.columns and "cmexam (acc)" in shown.columns
+
+
+def test_filters_change_the_rows(app, index):
+    at = app()
+    everything = table_with(at, "checkpoint")
+    at.sidebar.multiselect(key="f_base").set_value(["qwen2-7b"]).run()
+    qwen = table_with(at, "checkpoint")
+    assert 0 < len(qwen) < len(everything)
+    assert set(qwen["base model"]) == {"qwen2-7b"}
+    assert list(qwen["run id"]) == [r.run_id for r in board(index, base_models=["qwen2-7b"]).rows]
+
+    at.sidebar.multiselect(key="f_stage").set_value(["sft"]).run()
+    sft = table_with(at, "checkpoint")
+    assert set(sft["stage"]) == {"sft"} and 0 < len(sft) < len(qwen)
+
+    at.sidebar.multiselect(key="f_base").set_value([]).run()
+    at.sidebar.multiselect(key="f_stage").set_value([]).run()
+    at.sidebar.multiselect(key="f_tasks").set_value(["medterm"]).run()
+    one_task = table_with(at, "checkpoint")
+    assert [c for c in one_task.columns if "(" in c] == ["medterm (rougeL)"]
+    # with one column, the average is that column
+    assert list(one_task["average"]) == list(one_task["medterm (rougeL)"])
+
+
+def test_drilldown_shows_the_checkpoints_categories(app, index):
+    at = app("Checkpoint")
+    row = board(index).rows[0]
+    lineage = table_with(at, "field")
+    assert dict(zip(lineage["field"], lineage["value"]))["fingerprint"] == row.fingerprint
+    db = query.open_index(index)
+    cats = [c for c in query.category_scores(db, row.run_id) if c["task"] == at.selectbox(key="dd_task").value]
+    db.close()
+    metric = at.selectbox(key="dd_metric").value
+    column = sorted({c["column"] for c in cats})[0]
+    shown = table_with(at, "category")  # the first tab: the first column, sorted
+    want = {c["category"]: c["value"] for c in cats if c["column"] == column and c["metric"] == metric}
+    assert dict(zip(shown["category"], shown["value"])) == pytest.approx(want)
+
+
+def test_compare_shows_deltas_with_intervals_and_flips(app, index):
+    rows = board(index).rows
+    a, b = 0, max(i for i, r in enumerate(rows) if r.base_model == rows[0].base_model)  # base vs its last
+    expected = compare_runs(Path(rows[a].run_dir), Path(rows[b].run_dir)).to_dict()
+    assert expected["flips"], "the sample index should give this pair flipped items"
+    at = app("Compare")
+    at.selectbox(key="cmp_a").set_value(a).run()
+    at.selectbox(key="cmp_b").set_value(b).run()
+    assert not at.exception, at.exception
+    deltas = table_with(at, "delta (B-A)")
+    assert len(deltas) == len(expected["metrics"])
+    for m, (_, shown) in zip(expected["metrics"], deltas.iterrows()):
+        assert (shown["task"], shown["metric"]) == (m["task"], m["metric"])
+        assert shown["delta (B-A)"] == pytest.approx(m["delta"], abs=5e-5)
+        assert shown["95% interval"] == f"[{m['ci_low']:.4f}, {m['ci_high']:.4f}]" or m["ci_low"] is None
+    flips = table_with(at, "A output")
+    assert len(flips) == min(len(expected["flips"]), 100)
+    first = expected["flips"][0]
+    assert (flips.iloc[0]["A output"], flips.iloc[0]["B output"]) == (first["a_output"], first["b_output"])
+    assert flips.iloc[0]["A score"] != flips.iloc[0]["B score"]
+    # the flip search narrows to one item by its id
+    at.text_input(key="cmp_flip_query").input(str(first["id"])).run()
+    assert list(table_with(at, "A output")["id"]) == [first["id"]]
+
+
+def test_sample_search_finds_an_item(app, index):
+    row = board(index).rows[0]
+    task = samples.sample_tasks(Path(row.run_dir))[0]
+    lines = [json.loads(x) for x in samples.samples_file(Path(row.run_dir), task).read_text("utf-8").splitlines()]
+    wanted = lines[len(lines) // 2]
+    at = app("Samples")
+    assert at.selectbox(key="smp_task").value == task
+    assert len(table_with(at, "output")) == len(lines)
+    at.text_input(key="smp_query").input(wanted["doc"]["id"]).run()
+    hits = table_with(at, "output")
+    assert list(hits["id"]) == [wanted["doc"]["id"]]
+    assert hits.iloc[0]["target"] == wanted["target"]
+    assert hits.iloc[0]["score"] == pytest.approx(wanted[row.scores[task][2]])
+    # a word from nowhere finds nothing; the score filter keeps only the wrong items
+    at.text_input(key="smp_query").input("no-such-text-anywhere").run()
+    assert len(table_with(at, "output")) == 0
+    at.text_input(key="smp_query").input("").run()
+    at.selectbox(key="smp_scored").set_value("wrong").run()
+    wrong = [x for x in lines if x[row.scores[task][2]] < 1]
+    assert len(table_with(at, "output")) == len(wrong) > 0
+
+
+def test_progression_chart_plots_each_base_model_stage_after_stage(app, index):
+    at = app("Progression")
+    task = at.selectbox(key="prog_task").value
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    db = query.open_index(index)
+    points = [p for p in query.progression(db) if p["task"] == task]
+    db.close()
+    assert {t["name"] for t in spec["data"]} == {p["base_model"] for p in points}
+    plotted = sorted(y for t in spec["data"] for y in t["y"])
+    assert plotted == pytest.approx(sorted(p["value"] for p in points))
+    titles = [a["text"] for a in spec["layout"]["annotations"]]
+    stages = [s for _, s in sorted({(p["stage_index"], p["stage"]) for p in points})]
+    assert titles == stages and len(stages) >= 3  # one panel a stage, in training order
+    assert stages == sorted(stages, key=["base", "pt", "sft", "rm", "ppo", "dpo"].index)
+
+
+def test_a_missing_index_is_one_error_on_the_page(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIMED_DB", str(tmp_path / "none.sqlite"))
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception and len(at.error) == 1 and "none.sqlite" in at.error[0].value
+
+
+def test_command_refuses_bad_input_before_starting(cli, tmp_path, monkeypatch):
+    code, out, err = cli("dashboard", "--db", tmp_path / "missing.sqlite")
+    assert code == 2 and "missing.sqlite" in err and len(err.strip().splitlines()) == 1
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database")
+    code, out, err = cli("dashboard", "--db", junk)
+    assert code == 2 and "junk.sqlite" in err and len(err.strip().splitlines()) == 1
+
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "streamlit" else real(name, *a))
+    code, out, err = cli("dashboard", "--db", junk)
+    assert code == 2 and "pip install 'aimed-eval[dashboard]'" in err
+
+
+def test_command_binds_loopback_headless_without_usage_stats():
+    from aimed.leaderboards.dashboard_cmd import streamlit_command
+
+    cmd = streamlit_command(Path("/x/index.sqlite"), "127.0.0.1", 8600)
+    flags = dict(zip(cmd, cmd[1:]))
+    assert flags["--server.address"] == "127.0.0.1" and flags["--server.port"] == "8600"
+    assert flags["--server.headless"] == "true" and flags["--browser.gatherUsageStats"] == "false"
+    assert cmd[-3:] == ["--", "--db", "/x/index.sqlite"]
+
+
+# --- the real server in a real browser -------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the dashboard exited ({proc.returncode}): {proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"the dashboard did not answer at {url} within {seconds} s")
+
+
+def test_dashboard_in_headless_chromium(index):
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} not found (apt-get install chromium)"
+        pytest.fail(reason) if os.environ.get("CI") == "true" else pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    rows = board(index).rows
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    exe = Path(sys.executable).with_name("aimed-eval")
+    proc = subprocess.Popen([str(exe), "dashboard", "--db", str(index), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        wait_healthy(proc, url)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1600, "height": 1000})
+                page.goto(url)
+                table = page.locator('[data-testid="stTable"]').first
+                table.locator("tbody tr").nth(len(rows) - 1).wait_for(timeout=60_000)
+                assert table.locator("tbody tr").count() == len(rows)
+                text = table.inner_text()
+                assert rows[0].checkpoint in text and rows[-1].run_id in text
+                assert page.get_by_text(rows[0].base_model).first.is_visible()
+                out = REPO / "test-artifacts" / "dashboard.png"
+                out.parent.mkdir(exist_ok=True)
+                page.screenshot(path=str(out), full_page=True)
+                assert out.stat().st_size > 10_000
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    with pytest.raises(OSError):  # stopped: nothing listens on the port any more
+        urllib.request.urlopen(url + "/_stcore/health", timeout=2)
