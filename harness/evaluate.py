@@ -109,7 +109,8 @@ def evaluate(args: ModelArgs, task_names: list[str], opts: RunOptions, *, output
                   "manifest": manifest},
         "tasks": {o.task.name: {"mode": o.mode, "version": o.task.spec.version, "spec_hash": o.task.spec_hash,
                                 "data_hash": o.task.data_hash, "data_path": str(o.task.data_path),
-                                "spec_path": str(o.task.spec_path)} for o in outcomes},
+                                "spec_path": str(o.task.spec_path), "main_metric": o.task.spec.main_metric}
+                  for o in outcomes},
         "categories": {o.task.name: o.categories for o in outcomes if o.categories},
         # items each metric applied to (set_f1: the multi-answer items only)
         "scored": {o.task.name: {m: v[2] for m, v in o.metrics.items()} for o in outcomes},

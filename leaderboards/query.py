@@ -174,12 +174,12 @@ def _assemble(runs: list, cells: list, wanted: Optional[list[str]]) -> Leaderboa
                        groups=groups, rows=ordered)
 
 
-def progression(db: DB, base_models: Optional[list[str]] = None,
-                tasks: Optional[list[str]] = None) -> list[dict]:
+def progression(db: DB, base_models: Optional[list[str]] = None, tasks: Optional[list[str]] = None,
+                stages: Optional[list[str]] = None) -> list[dict]:
     """Score against training step, stage after stage: one dict a checkpoint and column
     (plus task ``average`` for the suite average), ordered base model, stage, step, date.
     ``x`` counts the checkpoints of a base model along its path (0, 1, 2, ...)."""
-    board = leaderboard(db, base_models=base_models, tasks=tasks)
+    board = leaderboard(db, base_models=base_models, stages=stages, tasks=tasks)
     out = []
     x: Counter = Counter()
     for row in board.rows:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ..cache import default_cache_dir
 from ..errors import UserError
-from ..evaluate import evaluate
+from ..evaluate import default_output_dir, evaluate
+from ..index import DB_ENV, connect, default_db, record_run_dir
 from ..runner import RunOptions
 from ..scoring.score import CLOZE_NORMS
 from ..taskspec import MODES
@@ -36,6 +37,9 @@ def add_parser(sub) -> None:
     p.add_argument("--no_cache", action="store_true", help="neither read nor write the response cache")
     p.add_argument("--meta", default="", help="labels for a checkpoint without aimed_checkpoint.json: "
                    "stage=sft,base_model=qwen2-7b,parent=PATH,step=200")
+    p.add_argument("--db", type=Path, default=None, help="results index to record the run in (default: "
+                   f"${DB_ENV}, else aimed_index.sqlite in the run folder's parent)")
+    p.add_argument("--no_index", action="store_true", help="do not record the run in the results index")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -52,14 +56,31 @@ def run(ns: argparse.Namespace) -> int:
                       template_name=ns.template_name, cloze_norm=ns.cloze_norm, progress=not ns.quiet)
     names = [t.strip() for t in ns.tasks.split(",") if t.strip()]
     meta = parse_meta(ns.meta)
-    result = evaluate(args, names, opts, output_dir=ns.output_dir,
+    output_dir = ns.output_dir or default_output_dir(args.model)
+    db_path = None if ns.no_index else (ns.db or default_db(output_dir.parent))
+    if db_path is not None and db_path.exists():  # a bad --db fails now, not after the (slow) run
+        connect(db_path).close()
+    result = evaluate(args, names, opts, output_dir=output_dir,
                       cache_dir=ns.cache_dir or default_cache_dir(), use_cache=not ns.no_cache,
                       batch_size=ns.batch_size, overwrite=ns.overwrite, meta=meta)
     print_summary(result.results)
     print(f"run folder: {result.run_dir}")
+    if db_path is not None:
+        record(db_path, result.run_dir, result.results)
     if os.environ.get("AIMED_PRINT_TIMINGS"):
         print(result.results["aimed"]["timings"])
     return 0
+
+
+def record(db_path: Path, run_dir: Path, results: dict) -> None:
+    import sqlite3
+
+    try:
+        record_run_dir(db_path, run_dir, results)
+    except (sqlite3.Error, OSError) as exc:  # e.g. locked past the busy timeout: the run itself is safe
+        raise UserError(f"{db_path}: could not record the run ({exc}); the run folder {run_dir} is "
+                        f"complete: record it with `aimed-eval import {run_dir} --db {db_path}`") from None
+    print(f"recorded in index: {db_path}")
 
 
 META_KEYS = ("stage", "base_model", "parent", "step")

@@ -1,0 +1,142 @@
+"""Render a leaderboard (and the stage-progression view) as text, Markdown, CSV or JSON.
+
+Plain string building, no pandas: `aimed-eval leaderboard` must print in well under a
+second, and most of that budget is Python starting up.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from typing import Optional
+
+from .query import AVERAGE, Leaderboard, Row
+
+BEST = "★"
+BARS = " ▏▎▍▌▋▊▉█"
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def _num(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _step(row: Row) -> str:
+    return "—" if row.step is None else str(row.step)
+
+
+def _date(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "—"
+
+
+def _cells(board: Leaderboard, row: Row) -> list[str]:
+    return [_num(row.scores.get(t, (None,))[0]) for t in board.tasks] + [_num(row.average)]
+
+
+def _header(board: Leaderboard) -> list[str]:
+    return [f"{t} ({board.metrics[t]})" for t in board.tasks] + [AVERAGE]
+
+
+def _align(lines: list[list[str]], right_from: int) -> list[str]:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return ["  ".join(c.rjust(w) if i >= right_from else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths)))
+            .rstrip() for line in lines]
+
+
+def render_table(board: Leaderboard) -> str:
+    """One block a base model; within it, rows by stage and step; ★ marks each stage's best."""
+    if not board.rows:
+        return "no runs match; widen the filters or record runs with `aimed-eval run`\n"
+    names = ["", "stage", "checkpoint", "step", *board.tasks, AVERAGE]
+    metrics = ["", "", "", "", *[board.metrics[t] for t in board.tasks], "main metrics"]
+    out = []
+    for base in dict.fromkeys(r.base_model for r in board.rows):
+        rows = [r for r in board.rows if r.base_model == base]
+        lines = [names, metrics] + [[BEST if r.best_in_stage else "", r.stage, r.checkpoint, _step(r),
+                                     *_cells(board, r)] for r in rows]
+        aligned = _align(lines, right_from=3)
+        width = max(len(a) for a in aligned)
+        out += [f"== {base} ==", *aligned[:2], "-" * width, *aligned[2:], ""]
+    if not any(r.average is not None for r in board.rows):
+        out.append("(no checkpoint scored every task shown: choose the columns with --tasks to get averages)")
+    out.append(f"{BEST} best average of its base model and stage; average = mean of the task columns' "
+               "main metrics" + (" (groups aside)" if board.groups and len(board.groups) < len(board.tasks) else ""))
+    return "\n".join(out) + "\n"
+
+
+def render_markdown(board: Leaderboard) -> str:
+    head = ["base model", "stage", "checkpoint", "step", *_header(board)]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 4 + ["---:"] * (len(head) - 4)) + "|"]
+    for r in board.rows:
+        name = f"**{r.checkpoint}** {BEST}" if r.best_in_stage else r.checkpoint
+        cells = [r.base_model, r.stage, name.replace("|", "\\|"), _step(r), *_cells(board, r)]
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    out.append(f"{BEST} best average of its base model and stage.")
+    return "\n".join(out) + "\n"
+
+
+def render_csv(board: Leaderboard) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["base_model", "stage", "checkpoint", "step", "best_in_stage", "average",
+                *[c for t in board.tasks for c in (t, f"{t}_stderr")],
+                "run_id", "fingerprint", "date", "run_dir"])
+    for r in board.rows:
+        scores = [x for t in board.tasks for x in (r.scores.get(t, (None, None))[:2])]
+        w.writerow([r.base_model, r.stage, r.checkpoint, r.step, int(r.best_in_stage), r.average,
+                    *["" if x is None else x for x in scores], r.run_id, r.fingerprint, _date(r.date), r.run_dir])
+    return buf.getvalue()
+
+
+def render_json(board: Leaderboard) -> str:
+    return json.dumps(board.to_dict(), ensure_ascii=False, indent=1) + "\n"
+
+
+RENDERERS = {"table": render_table, "markdown": render_markdown, "csv": render_csv, "json": render_json}
+
+
+def _spark(values: list[float], lo: float, hi: float, width: int = 24) -> str:
+    """One character a checkpoint; more than ``width`` checkpoints share characters (means)."""
+    if len(values) > width:
+        cuts = [round(i * len(values) / width) for i in range(width + 1)]
+        values = [sum(values[a:b]) / (b - a) for a, b in zip(cuts, cuts[1:])]
+    span = (hi - lo) or 1.0
+    return "".join(SPARKS[min(len(SPARKS) - 1, int((v - lo) / span * len(SPARKS)))] for v in values)
+
+
+def _bar(value: float, lo: float, hi: float, width: int = 24) -> str:
+    """A bar from the base model's lowest score to its highest, in eighths of a cell."""
+    eighths = round((value - lo) / ((hi - lo) or 1.0) * width * 8)
+    return ("█" * (eighths // 8) + (BARS[eighths % 8] if eighths % 8 else "")).ljust(width)
+
+
+def render_progression(board: Leaderboard) -> str:
+    """Score against training step, stage after stage, per base model: a stage line with a
+    sparkline of its checkpoints, then one bar a checkpoint. The score is the average of
+    the columns shown (one task with --tasks NAME)."""
+    leaves = [t for t in board.tasks if t not in board.groups] or board.tasks
+    what = leaves[0] if len(leaves) == 1 else f"average of {len(leaves)} tasks' main metrics"
+    out = [f"stage progression: {what}", ""]
+    for base in dict.fromkeys(r.base_model for r in board.rows):
+        rows = [r for r in board.rows if r.base_model == base]
+        vals = [r.average for r in rows if r.average is not None]
+        lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
+        out.append(f"== {base} ==  ({len(rows)} checkpoints, {_num(lo)} to {_num(hi)})")
+        for stage in dict.fromkeys(r.stage for r in rows):
+            srows = [r for r in rows if r.stage == stage]
+            svals = [r.average for r in srows if r.average is not None]
+            steps = [r.step for r in srows if r.step is not None]
+            span = f"steps {min(steps)}–{max(steps)}" if steps else "no step"
+            trend = f"{_num(svals[0])} → {_num(svals[-1])}, best {_num(max(svals))}" if svals else "no scores"
+            out.append(f"  {stage:<5} {len(srows)} checkpoint(s), {span}: {trend}  {_spark(svals, lo, hi)}")
+            for r in srows:
+                mark = f" {BEST}" if r.best_in_stage else ""
+                bar = _bar(r.average, lo, hi) if r.average is not None else " " * 24
+                out.append(f"        {_step(r):>7}  {bar} {_num(r.average)}{mark}  {r.checkpoint}")
+        out.append("")
+    if not board.rows:
+        out.append("no runs match; widen the filters or record runs with `aimed-eval run`")
+    return "\n".join(out) + "\n"
