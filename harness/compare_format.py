@@ -1,0 +1,136 @@
+"""Render a ``Comparison`` as a terminal table or as Markdown (``compare`` and ``gate``).
+
+Chinese characters take two terminal columns, so the plain-text table pads by display
+width, not by ``len``.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from typing import Optional, Sequence
+
+from .compare import Comparison
+
+TESTS = "p: McNemar's exact test for 0/1 metrics, else the paired permutation (sign-flip) test"
+
+
+def num(x: Optional[float], digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:.{digits}f}"
+
+
+def signed(x: Optional[float], digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:+.{digits}f}"
+
+
+def pval(p: Optional[float]) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "—"
+    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def interval(lo: Optional[float], hi: Optional[float]) -> str:
+    return f"[{signed(lo)}, {signed(hi)}]"
+
+
+def clip(text: str, width: int = 40) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def text_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(_width(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    pad = lambda cell, w: str(cell) + " " * (w - _width(str(cell)))  # noqa: E731
+    lines = ["  ".join(pad(h, w) for h, w in zip(head, widths)).rstrip()]
+    lines.append("-" * len(lines[0]))
+    lines += ["  ".join(pad(c, w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    esc = lambda c: str(c).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def metric_rows(c: Comparison, mark: str = "*") -> list[list[str]]:
+    return [[r.task, r.metric, num(r.a), num(r.b), signed(r.delta), interval(r.ci_low, r.ci_high),
+             pval(r.p_value) + (mark if r.significant else ""), r.test, str(r.n)] for r in c.metrics]
+
+
+METRIC_HEAD = ("task", "metric", "A", "B", "delta", "95% CI", "p", "test", "n")
+
+
+def category_rows(c: Comparison) -> list[list[str]]:
+    return [[r.task, r.column, r.category, r.metric, num(r.a), num(r.b), signed(r.delta), str(r.n_a)]
+            for r in c.categories if c.main_metrics.get(r.task) == r.metric]
+
+
+CATEGORY_HEAD = ("task", "column", "category", "metric", "A", "B", "delta", "n")
+
+
+def flip_rows(c: Comparison, per_task: int) -> list[list[str]]:
+    rows, seen = [], {}
+    for f in c.flips:
+        seen[f.task] = seen.get(f.task, 0) + 1
+        if seen[f.task] <= per_task:
+            rows.append([f.task, f.id, clip(f.question, 30), clip(f.target, 20), clip(f.a_output, 20),
+                         clip(f.b_output, 20), f"{num(f.a_score, 2)} → {num(f.b_score, 2)}"])
+    return rows
+
+
+FLIP_HEAD = ("task", "item", "question", "target", "A output", "B output", "score A → B")
+
+
+def _flip_counts(c: Comparison) -> str:
+    counts: dict[str, int] = {}
+    for f in c.flips:
+        counts[f.task] = counts.get(f.task, 0) + 1
+    return ", ".join(f"{t}: {n}" for t, n in counts.items()) or "none"
+
+
+def render_text(c: Comparison, flips: int = 10) -> str:
+    a, b = c.run_a, c.run_b
+    out = [f"A: {a['run_dir']}  ({a['model']}, fingerprint {a['fingerprint'][:12] or '—'})",
+           f"B: {b['run_dir']}  ({b['model']}, fingerprint {b['fingerprint'][:12] or '—'})",
+           f"delta = B - A over the items both runs scored; 95% paired bootstrap interval "
+           f"({c.n_boot} resamples, seed {c.seed}); {TESTS}; * p < {c.alpha}", "",
+           text_table(METRIC_HEAD, metric_rows(c))]
+    cats = category_rows(c)
+    if cats:
+        out += ["", "Per category (each task's main metric):", text_table(CATEGORY_HEAD, cats)]
+    out += ["", f"Flipped items (main metric): {_flip_counts(c)}"]
+    shown = flip_rows(c, flips)
+    if shown:
+        out.append(text_table(FLIP_HEAD, shown))
+    out += [f"note: {n}" for n in c.notes]
+    return "\n".join(out) + "\n"
+
+
+def render_markdown(c: Comparison, flips: int = 10) -> str:
+    a, b = c.run_a, c.run_b
+    out = ["## Comparison", "",
+           f"- **A**: `{a['run_dir']}` ({a['model']}, fingerprint `{a['fingerprint'][:12] or '—'}`)",
+           f"- **B**: `{b['run_dir']}` ({b['model']}, fingerprint `{b['fingerprint'][:12] or '—'}`)",
+           f"- delta = B - A over the items both runs scored; 95% paired bootstrap interval "
+           f"({c.n_boot} resamples, seed {c.seed}); {TESTS}; * p < {c.alpha}", "",
+           md_table(METRIC_HEAD, metric_rows(c))]
+    cats = category_rows(c)
+    if cats:
+        out += ["", "### Per category (main metric)", "", md_table(CATEGORY_HEAD, cats)]
+    out += ["", f"### Flipped items (main metric): {_flip_counts(c)}"]
+    shown = flip_rows(c, flips)
+    if shown:
+        out += ["", md_table(FLIP_HEAD, shown)]
+    if c.notes:
+        out += [""] + [f"> note: {n}" for n in c.notes]
+    return "\n".join(out) + "\n"

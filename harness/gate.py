@@ -1,0 +1,224 @@
+"""The gate: may a candidate checkpoint replace its baseline (CI), or go on to the next
+training stage (promotion)? Torch-free; the pipeline calls ``gate`` and ``choose_best``.
+
+The candidate is compared with the baseline item by item (``compare_runs(baseline,
+candidate)``: delta = candidate - baseline) and every row of the comparison is judged by
+the policy's rule for it (``gate_policy``). The verdict *passes* when no judged row fails,
+and *promotes* when it passes and every rule that asks a ``min_gain`` got it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+from .compare import Comparison, MetricRow, compare_runs
+from .compare_format import clip, interval, md_table, num, pval, signed
+from .errors import UserError
+from .gate_policy import DEFAULT, Policy, Rule, check_names, load_policy
+
+EPS = 1e-12  # a drop equal to max_drop is allowed, whatever the float noise
+
+
+@dataclass
+class Check:
+    task: str
+    metric: str
+    kind: str
+    baseline: float
+    candidate: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    test: str
+    n: int
+    higher_is_better: bool
+    rule: str
+    max_drop: Optional[float]
+    require_significant: bool
+    min_gain: Optional[float]
+    alpha: float
+    status: str                     # "pass" or "fail"
+    promotion: Optional[str] = None  # None (not asked), "met" or "not met"
+    reason: str = ""
+
+    @property
+    def drop(self) -> float:
+        """How much worse the candidate is (negative: better)."""
+        return -self.delta if self.higher_is_better else self.delta
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    promoted: bool
+    candidate: dict
+    baseline: dict
+    policy: str
+    alpha: float
+    checks: list[Check]
+    comparison: Comparison = field(repr=False)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def to_dict(self) -> dict:
+        def row(c: Check) -> dict:
+            d = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(c).items()}
+            d["ci"] = [d["ci_low"], d["ci_high"]]
+            return d
+
+        return {"passed": self.passed, "promoted": self.promoted, "candidate": self.candidate,
+                "baseline": self.baseline, "policy": self.policy, "alpha": self.alpha,
+                "failures": [row(c) for c in self.failures],
+                "checks": [row(c) for c in self.checks],
+                "notes": self.comparison.notes}
+
+    def markdown(self, flips: int = 5) -> str:
+        return render_markdown(self, flips)
+
+
+def _judge(row: MetricRow, name: str, rule: Rule, policy: Policy) -> Check:
+    alpha = rule.alpha if rule.alpha is not None else policy.alpha
+    significant = not math.isnan(row.p_value) and row.p_value < alpha
+    check = Check(row.task, row.metric, row.kind, row.a, row.b, row.delta, row.ci_low, row.ci_high,
+                  row.p_value, row.test, row.n, row.higher_is_better, name, rule.max_drop,
+                  rule.require_significant, rule.min_gain, alpha, "pass")
+    drop = check.drop
+    if math.isnan(drop):
+        check.reason = "no value to judge"
+        return check
+    if rule.max_drop is not None and drop > rule.max_drop + EPS:
+        if significant or not rule.require_significant:
+            check.status = "fail"
+            check.reason = (f"dropped {drop:.4f} (95% CI {interval(row.ci_low, row.ci_high)}, p {pval(row.p_value)}, "
+                            f"{row.test}) > max_drop {rule.max_drop:g}")
+        else:
+            check.reason = f"dropped {drop:.4f}, not significant (p {pval(row.p_value)} >= {alpha:g})"
+    if rule.min_gain is not None:
+        met = -drop >= rule.min_gain - EPS and (significant or not rule.require_significant)
+        check.promotion = "met" if met else "not met"
+        gain = f"gain {-drop:+.4f} vs min_gain {rule.min_gain:g}" + (
+            f", p {pval(row.p_value)}" if rule.require_significant else "")
+        check.reason = "; ".join(x for x in (check.reason, gain) if x)
+    return check
+
+
+def _as_policy(policy: Union[Policy, Path, str, None]) -> Policy:
+    if policy is None:
+        return DEFAULT
+    if isinstance(policy, Policy):
+        return policy
+    return load_policy(Path(policy))
+
+
+def gate(candidate: Path, baseline: Path, policy: Union[Policy, Path, str, None] = None, *,
+         comparison: Optional[Comparison] = None) -> Verdict:
+    """Judge ``candidate`` against ``baseline`` under ``policy`` (a Policy, a gates.yaml path,
+    or None for the built-in default). Raises UserError for bad input."""
+    pol = _as_policy(policy)
+    comp = comparison or compare_runs(Path(baseline), Path(candidate), n_boot=pol.n_boot, seed=pol.seed,
+                                      alpha=pol.alpha)
+    check_names(pol, comp.metrics, pol.source)
+    checks = []
+    for row in comp.metrics:
+        found = pol.rule_for(row.task, row.metric, row.kind)
+        if found is not None:
+            checks.append(_judge(row, found[0], found[1], pol))
+    passed = not any(c.status == "fail" for c in checks)
+    promoted = passed and all(c.promotion != "not met" for c in checks)
+    return Verdict(passed, promoted, comp.run_b, comp.run_a, pol.source, pol.alpha, checks, comp)
+
+
+@dataclass
+class Selection:
+    best: Optional[Verdict]
+    verdicts: list[Verdict]   # in the order given
+    rank_by: str
+
+    def to_dict(self) -> dict:
+        return {"best": self.best.candidate if self.best else None, "rank_by": self.rank_by,
+                "verdicts": [v.to_dict() for v in self.verdicts]}
+
+
+def choose_best(candidates: Sequence[Path], baseline: Path,
+                policy: Union[Policy, Path, str, None] = None) -> Selection:
+    """The best candidate that passes the gate: promoted ones first, then the largest gain
+    on the policy's ``rank_by`` row (default: the suite score); the earlier one on a tie.
+    ``best`` is None when none passes."""
+    pol = _as_policy(policy)
+    verdicts = [gate(c, baseline, pol) for c in candidates]
+    task, _, metric = pol.rank_by.partition("/")
+
+    def gain(v: Verdict) -> float:
+        row = v.comparison.row(task, metric)
+        if row is None:
+            raise UserError(f"{pol.source}: rank_by '{pol.rank_by}' is not a task/metric of "
+                            f"{v.candidate['run_dir']}; name one the runs have, as task/metric")
+        g = row.delta if row.higher_is_better else -row.delta
+        return -math.inf if math.isnan(g) else g
+
+    ranked = sorted((v for v in verdicts if v.passed), key=lambda v: (not v.promoted, -gain(v)))
+    for v in verdicts:
+        gain(v)  # a bad rank_by is an error even when nothing passes
+    return Selection(ranked[0] if ranked else None, verdicts, pol.rank_by)
+
+
+# ---- the summary a pull request gets ----------------------------------------------------
+def _rule_text(c: Check) -> str:
+    parts = []
+    if c.max_drop is not None:
+        parts.append(f"max_drop {c.max_drop:g}" + (" if significant" if c.require_significant else ""))
+    if c.min_gain is not None:
+        parts.append(f"min_gain {c.min_gain:g}")
+    return f"`{c.rule}` " + ", ".join(parts) if parts else f"`{c.rule}`"
+
+
+def render_markdown(v: Verdict, flips: int = 5) -> str:
+    fails = v.failures
+    if v.passed:
+        asked = any(c.promotion is not None for c in v.checks)
+        head = "## ✅ Gate passed" + ("" if not asked else " — promoted" if v.promoted else " — not promoted")
+    else:
+        head = "## ❌ Gate failed: " + ", ".join(f"{c.task}/{c.metric}" for c in fails)
+    cand, base = v.candidate, v.baseline
+    policy = v.policy if v.policy != "built-in default" else \
+        f"built-in default (fail on any significant drop, p < {v.alpha:g})"
+    out = [head, "",
+           f"**Candidate** `{cand['run_dir']}` ({clip(cand['model'], 60)}) vs **baseline** "
+           f"`{base['run_dir']}` ({clip(base['model'], 60)}) · policy: {policy}", ""]
+    rows = [["❌" if c.status == "fail" else ("⭐" if c.promotion == "met" else "✅"), c.task, c.metric,
+             num(c.baseline), num(c.candidate), signed(c.delta), interval(c.ci_low, c.ci_high),
+             pval(c.p_value), c.test, _rule_text(c)] for c in v.checks]
+    out.append(md_table(("", "task", "metric", "baseline", "candidate", "Δ", "95% CI", "p", "test", "rule"), rows))
+    if fails:
+        out += ["", "**Failures**", ""] + [f"- `{c.task}/{c.metric}`: {c.reason}" for c in fails]
+    unmet = [c for c in v.checks if c.promotion == "not met"]
+    if unmet:
+        out += ["", "**Promotion not reached**", ""] + [f"- `{c.task}/{c.metric}`: {c.reason}" for c in unmet]
+    shown = _flip_lines(v.comparison, flips)
+    if shown:
+        out += ["", "<details><summary>Flipped items (main metric, baseline → candidate)</summary>", "",
+                md_table(("task", "item", "question", "target", "baseline", "candidate", "score"), shown),
+                "", "</details>"]
+    out += ["", f"_Δ = candidate − baseline over the items both scored; 95% paired bootstrap interval; "
+                f"McNemar's exact test for 0/1 metrics, else the paired permutation test._"]
+    return "\n".join(out) + "\n"
+
+
+def _flip_lines(comp: Comparison, per_task: int) -> list[list[str]]:
+    rows, seen = [], {}
+    for f in comp.flips:
+        seen[f.task] = seen.get(f.task, 0) + 1
+        if seen[f.task] <= per_task:
+            rows.append([f.task, f.id, clip(f.question, 30), clip(f.target, 16), clip(f.a_output, 16),
+                         clip(f.b_output, 16), f"{num(f.a_score, 2)} → {num(f.b_score, 2)}"])
+    return rows
