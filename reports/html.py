@@ -108,7 +108,10 @@ def progression_section(c: ReportContent, charts: _Charts) -> str:
 
 def categories_section(c: ReportContent, charts: _Charts) -> str:
     figs = figures.category_heatmaps(c)
-    body = _grid(charts, figs) if figs else _note("No per-category scores in the index for these checkpoints.")
+    if not figs:
+        body = _note("No per-category scores in the index for these checkpoints.")
+    else:  # many checkpoints across: a heatmap needs the page's full width to stay legible
+        body = _grid(charts, figs) if len(c.shown) <= 8 else "".join(charts.div(f) for _, f in figs)
     return _section("categories", "By category",
                     _note(f"Each task's main metric per category (department, discipline, competency, "
                           f"difficulty: the columns the data carries), for {c.shown_note}."), body)
