@@ -97,6 +97,10 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
             _create(db, path)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+    except sqlite3.OperationalError as exc:  # locked past the timeout, read-only folder, ...
+        db.close()
+        raise UserError(f"{path}: cannot write to the results index ({exc}); check the file's "
+                        "permissions, or wait for the processes that hold it") from None
     except sqlite3.DatabaseError as exc:
         db.close()
         raise UserError(f"{path}: not a results index ({exc}); give --db a new file or an index "

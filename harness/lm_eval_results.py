@@ -61,6 +61,27 @@ def _main_metric(task: str, block: dict, config: dict) -> Optional[str]:
     return metric if filt == "none" else keys[0]
 
 
+def aimed_names(data: dict, leaves: list[str], groups: list[str]) -> dict[str, str]:
+    """lm-eval task name -> the name to index it under. Tasks that ``aimed-eval
+    export-lm-eval`` wrote carry their aimed-eval name in ``metadata.aimed_task``, and their
+    groups their aimed-eval name as alias: indexed under those, they line up with aimed-eval
+    runs of the same tasks in one leaderboard column."""
+    configs = data.get("configs") or {}
+    names = {t: str(((configs.get(t) or {}).get("metadata") or {}).get("aimed_task") or t) for t in leaves}
+    renamed = {t for t in leaves if names[t] != t}
+    subtasks = data.get("group_subtasks") or {}
+    for g in groups:
+        names[g] = g
+    for _ in groups:  # inner groups first, whatever order lm-eval listed them in
+        for g in groups:
+            members = subtasks.get(g) or []
+            alias = str((data["results"].get(g) or {}).get("alias") or "").strip()
+            if g not in renamed and members and alias and all(m in renamed for m in members):
+                names[g] = alias
+                renamed.add(g)
+    return names
+
+
 def _manifest(pretrained: str) -> dict:
     f = Path(pretrained) / MANIFEST
     try:
@@ -76,23 +97,28 @@ def record_lm_eval(db: sqlite3.Connection, path: Path, data: dict, meta: Optiona
     pretrained = margs.get("pretrained") or data.get("model_name") or config.get("model") or "?"
     adapter = margs.get("peft") or None
     configs = data.get("configs") or {}
-    groups = [g for g in (data.get("groups") or {}) if g in data["results"]]
+    subtasks = data.get("group_subtasks") or {}
+    groups = [g for g in data["results"] if g in (data.get("groups") or {}) or subtasks.get(g)]
     leaves = [t for t in data["results"] if t not in groups and (t in configs or not configs)]
     identity = json.dumps({k: v for k, v in sorted(margs.items())} or pretrained, sort_keys=True)
     run_id = "lmeval-" + hashlib.sha256(
         json.dumps([identity, data.get("date"), sorted(data["results"])]).encode()).hexdigest()[:24]
     hashes = data.get("task_hashes") or {}
+    names = aimed_names(data, leaves, groups)
     metas = []
     for pos, task in enumerate([*leaves, *groups]):
         main = _main_metric(task, data["results"][task], configs.get(task) or {})
         if main is None:  # a group lm-eval did not aggregate: nothing to show
             continue
         is_group = int(task in groups)
-        metas.append((run_id, task, _int((data.get("versions") or {}).get(task)),
-                      None if is_group else (configs.get(task) or {}).get("output_type"),
-                      hashes.get(task), None, main, is_group, pos))
+        cmeta = (configs.get(task) or {}).get("metadata") or {}
+        metas.append((run_id, names[task], _int((data.get("versions") or {}).get(task)),
+                      cmeta.get("aimed_mode") or (None if is_group else (configs.get(task) or {}).get("output_type")),
+                      cmeta.get("aimed_data_hash") or hashes.get(task), cmeta.get("aimed_spec_hash"),
+                      main, is_group, pos))
     if not metas:
         raise UserError(f"{path}: no task metrics in 'results'; give a results file of a finished lm-eval run")
+    scores = [(r[0], names.get(r[1], r[1]), *r[2:]) for r in score_rows(run_id, data)]
     manifest = _manifest(pretrained)
     meta = meta or {}
     pick = lambda key, default=None: manifest.get(key, meta.get(key, default))  # noqa: E731
@@ -107,7 +133,7 @@ def record_lm_eval(db: sqlite3.Connection, path: Path, data: dict, meta: Optiona
            "step": _int(step), "adapter": adapter,
            "tasks": json.dumps([m[1] for m in metas]),
            "config": json.dumps(config, ensure_ascii=False, default=str)}
-    return record(db, run, score_rows(run_id, data), metas, [])
+    return record(db, run, scores, metas, [])
 
 
 def _int(x) -> Optional[int]:

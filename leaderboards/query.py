@@ -12,8 +12,9 @@ What a leaderboard is:
 - one column a task or group the rows scored, showing its main metric (a group: ``score``,
   the mean of its members' main metrics); leaf tasks first, then groups;
 - ``average``: the mean of the leaf columns' main metrics (of the group columns when only
-  groups are shown); None unless the row has every one of them, so averages compare like
-  with like;
+  groups are shown); None unless the row has every one of them in the column's metric, so
+  averages compare like with like (a cell may hold another metric: an lm-eval run of an
+  exported task that lm-eval scores with chrf where aimed-eval uses rougeL);
 - ``best_in_stage``: the highest average of each (base model, stage).
 """
 
@@ -157,8 +158,9 @@ def _assemble(runs: list, cells: list, wanted: Optional[list[str]]) -> Leaderboa
         columns = [t for t in wanted if t in order]
     groups = [t for t in columns if order[t][0]]
     leaves = [t for t in columns if not order[t][0]] or groups
-    for row in rows.values():
-        vals = [row.scores.get(t, (None,))[0] for t in leaves]
+    metrics = {t: metric_votes[t].most_common(1)[0][0] for t in columns}
+    for row in rows.values():  # a cell in another metric (an lm-eval import, say) is no part of it
+        vals = [row.scores[t][0] if t in row.scores and row.scores[t][2] == metrics[t] else None for t in leaves]
         if leaves and all(v is not None for v in vals):
             row.average = sum(vals) / len(vals)
     ordered = sorted(rows.values(), key=lambda r: (r.base_model, r.stage_index, r.stage,
@@ -170,8 +172,7 @@ def _assemble(runs: list, cells: list, wanted: Optional[list[str]]) -> Leaderboa
             best[key] = row
     for row in best.values():
         row.best_in_stage = True
-    return Leaderboard(tasks=columns, metrics={t: metric_votes[t].most_common(1)[0][0] for t in columns},
-                       groups=groups, rows=ordered)
+    return Leaderboard(tasks=columns, metrics=metrics, groups=groups, rows=ordered)
 
 
 def progression(db: DB, base_models: Optional[list[str]] = None, tasks: Optional[list[str]] = None,

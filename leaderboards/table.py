@@ -31,8 +31,14 @@ def _date(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "—"
 
 
+def _cell(board: Leaderboard, row: Row, task: str) -> str:
+    value, _, metric = row.scores.get(task, (None, None, board.metrics[task]))
+    # another metric than the column's: say which, so nobody compares chrf with rougeL
+    return _num(value) + ("" if metric == board.metrics[task] else f" ({metric})")
+
+
 def _cells(board: Leaderboard, row: Row) -> list[str]:
-    return [_num(row.scores.get(t, (None,))[0]) for t in board.tasks] + [_num(row.average)]
+    return [_cell(board, row, t) for t in board.tasks] + [_num(row.average)]
 
 
 def _header(board: Leaderboard) -> list[str]:
