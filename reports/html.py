@@ -42,10 +42,10 @@ class _Charts:
     def __init__(self):
         self.count = 0
 
-    def div(self, fig) -> str:
+    def div(self, fig: dict) -> str:
         self.count += 1
-        height = int(fig.layout.height or 400)
-        body = pio.to_html(fig, full_html=False, include_plotlyjs=False, config=CONFIG,
+        height = int(fig["layout"].get("height") or 400)
+        body = pio.to_html(fig, full_html=False, include_plotlyjs=False, config=CONFIG, validate=False,
                            div_id=f"chart-{self.count}", default_height=f"{height}px")
         return f'<div class="chart">{body}</div>'
 
@@ -103,7 +103,10 @@ def progression_section(c: ReportContent, charts: _Charts) -> str:
     body = "".join(charts.div(f) for _, f in figs) if figs else _note("No progression points in the index.")
     return _section("progression", "Stage progression",
                     _note("Score against training step for each base model, stage after stage "
-                          "(shaded bands name the stage); error bars are 95% intervals."), body)
+                          "(shaded bands name the stage); error bars are 95% intervals, drawn up to "
+                          f"{figures.MAX_ERROR_BARS} checkpoints a base model. With more than "
+                          f"{figures.MAX_LINES} columns only the groups and the suite average are drawn "
+                          "at first: click a legend entry to show a task."), body)
 
 
 def categories_section(c: ReportContent, charts: _Charts) -> str:

@@ -252,7 +252,7 @@ def test_html_escapes_user_text(sample, cli, tmp_path):
     out = tmp_path / "report.html"
     assert report(cli, "--db", db, "--out", out, "--compare", runs / "evil-run", runs / "qwen2-7b-dpo-150-run0")[0] == 0
     text = out.read_text(encoding="utf-8")
-    assert EVIL_MODEL not in text and "<script>window.__pwned" not in text
+    assert "<img src=x" not in text and "<script>window.__pwned" not in text
     assert "&lt;img src=x onerror=&quot;window.__pwned=1&quot;&gt;" in text
     assert "&lt;script&gt;window.__pwned=2&lt;/script&gt;恶意|题干" in text
     flips = Page(text).tables["comparison"][-1]
