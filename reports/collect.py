@@ -101,13 +101,14 @@ def collect(db_path: Path, filters: Filters, compare: Optional[tuple[str, str]] 
         progression = query.progression(db, base_models=filters.base_models, tasks=filters.tasks)
         if filters.stages:  # progression() filters no stages; the report keeps to the asked ones
             progression = [p for p in progression if p["stage"] in filters.stages]
-        wanted = set(board.tasks)
-        categories = {r.run_id: [c for c in query.category_scores(db, r.run_id) if c["task"] in wanted]
-                      for r in shown}
+        wanted = set(board.tasks) if filters.tasks else None
+        categories = {r.run_id: [c for c in query.category_scores(db, r.run_id)
+                                 if wanted is None or c["task"] in wanted] for r in shown}
         content = ReportContent(db_path=Path(db_path), filters=filters,
                                 generated=time.strftime("%Y-%m-%d %H:%M:%S"), board=board, shown=shown,
                                 shown_note=note, progression=progression, categories=categories,
-                                main_metric={**board.metrics, query.AVERAGE: query.AVERAGE}, labels=short_labels(board.rows))
+                                main_metric={**board.metrics, query.AVERAGE: query.AVERAGE},
+                                labels=short_labels(board.rows))
         from .comparison import choose_comparison
 
         content.comparison, content.comparison_note = choose_comparison(db, board, compare)

@@ -93,7 +93,10 @@ def flip_cells(f: dict) -> list[str]:
             cut(f.get("a_output")), cut(f.get("b_output")), num(f.get("a_score"), 2), num(f.get("b_score"), 2)]
 
 
-def flip_counts(flips: list[dict]) -> tuple[int, int]:
-    """(items B got right that A got wrong, items B got wrong that A got right)."""
-    gained = sum(1 for f in flips if (f.get("b_score") or 0) > (f.get("a_score") or 0))
-    return gained, len(flips) - gained
+def flip_summary(flips: list[dict]) -> str:
+    """How many items flipped, and which way (for 0/1 metrics: right in B only, right in
+    A only; for continuous ones the items that changed most, better in B or in A)."""
+    better_b = sum(1 for f in flips if (f.get("b_score") or 0) > (f.get("a_score") or 0))
+    shown = f"; the first {FLIPS_SHOWN} listed" if len(flips) > FLIPS_SHOWN else ""
+    return (f"{len(flips)} item{'' if len(flips) == 1 else 's'} flipped on their task's main metric: "
+            f"{better_b} better in B, {len(flips) - better_b} better in A{shown}.")

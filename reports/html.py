@@ -140,7 +140,6 @@ def comparison_section(c: ReportContent, charts: _Charts) -> str:
     cat_table = (_table(fmt.comparison_category_header(), [fmt.comparison_category_cells(x) for x in cats],
                         numeric={4, 5, 6, 7, 8}) if cats else _note("No per-category scores in these runs."))
     flips = cmp.get("flips", [])
-    gained, lost = fmt.flip_counts(flips)
     flip_table = (_table(fmt.flip_header(), [fmt.flip_cells(f) for f in flips[:fmt.FLIPS_SHOWN]], numeric={6, 7})
                   if flips else "")
     return _section(
@@ -149,8 +148,7 @@ def comparison_section(c: ReportContent, charts: _Charts) -> str:
         "<h3>Deltas by task and metric</h3>", metric_table,
         "<h3>Deltas by category</h3>", _note("Sorted by the size of the change."), cat_table,
         "<h3>Flipped items</h3>",
-        _note(f"{len(flips)} items flipped on each task's main metric: {gained} right only in B, {lost} right "
-              f"only in A" + (f"; the first {fmt.FLIPS_SHOWN} listed." if len(flips) > fmt.FLIPS_SHOWN else ".")),
+        _note(fmt.flip_summary(flips)),
         flip_table)
 
 

@@ -80,14 +80,11 @@ def comparison_section(c: ReportContent) -> str:
     cat_table = (_table(fmt.comparison_category_header(), [fmt.comparison_category_cells(x) for x in cats])
                  if cats else "No per-category scores in these runs.")
     flips = cmp.get("flips", [])
-    gained, lost = fmt.flip_counts(flips)
-    shown = (f"; the first {fmt.FLIPS_SHOWN} listed" if len(flips) > fmt.FLIPS_SHOWN else "")
     flip_table = _table(fmt.flip_header(), [fmt.flip_cells(f) for f in flips[:fmt.FLIPS_SHOWN]]) if flips else ""
     return "\n\n".join([
         "## Comparison", _cell(c.comparison_note), who, "### Deltas by task and metric", metrics,
         "### Deltas by category", cat_table, "### Flipped items",
-        f"{len(flips)} items flipped on each task's main metric: {gained} right only in B, {lost} right only in A"
-        f"{shown}.", flip_table]).rstrip() + "\n"
+        fmt.flip_summary(flips), flip_table]).rstrip() + "\n"
 
 
 def render(c: ReportContent) -> str:

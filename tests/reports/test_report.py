@@ -188,7 +188,7 @@ def test_default_comparison_is_best_checkpoint_against_its_parent(sample, cli, t
     flipped = sum(accs(parent[1], t)[i] != accs(best.run_dir, t)[i]
                   for t in ("cmexam", "cmmlu_anatomy", "cmmlu_clinical_knowledge", "cmmlu_college_medical_statistics")
                   for i in accs(parent[1], t))
-    assert f"{flipped} items flipped on each task's main metric" in text
+    assert f"{flipped} items flipped on their task's main metric" in text
 
 
 def test_filters_and_explicit_compare(sample, cli, tmp_path):
@@ -212,8 +212,9 @@ def test_filters_and_explicit_compare(sample, cli, tmp_path):
     twin = results_of(runs / "qwen2-7b-dpo-150-run0")["aimed"]["run_id"]
     assert [r[2] for r in who[1:]] == ["evil0run", twin]
     # The one item changed is the one flip; the pipe in its question stays inside its cell.
-    assert "1 items flipped on each task's main metric: 1 right only in B, 0 right only in A" in text \
-        or "1 items flipped on each task's main metric: 0 right only in B, 1 right only in A" in text
+    b_right = int(json.loads((runs / "qwen2-7b-dpo-150-run0" / "samples_cmexam.jsonl").read_text(
+        encoding="utf-8").splitlines()[0])["acc"])
+    assert f"1 item flipped on their task's main metric: {b_right} better in B, {1 - b_right} better in A." in text
     flips = md_table(text, "### Flipped items")
     assert len(flips) == 2 and len(flips[1]) == len(flips[0]) and flips[1][1:3] == ["cmexam-0", EVIL_QUESTION]
 
@@ -365,7 +366,7 @@ def test_report_on_two_real_tiny_model_runs(tiny_llama, tiny_qwen2, cli, tmp_pat
 
     flipped = sum(accs("a")[i] != accs("b")[i] for i in accs("a"))
     assert flipped > 0  # two different random models disagree on some of the 24 items
-    assert f"{flipped} items flipped" in text
+    assert f"{flipped} item{'' if flipped == 1 else 's'} flipped" in text
     assert len(md_table(text, "### Flipped items")) - 1 == flipped
 
 
