@@ -104,11 +104,15 @@ def collect(db_path: Path, filters: Filters, compare: Optional[tuple[str, str]] 
         wanted = set(board.tasks) if filters.tasks else None
         categories = {r.run_id: [c for c in query.category_scores(db, r.run_id)
                                  if wanted is None or c["task"] in wanted] for r in shown}
+        main_metric = {**board.metrics, query.AVERAGE: query.AVERAGE}
+        for rows in categories.values():  # a task with categories but no column: acc, else its first metric
+            for task in {c["task"] for c in rows} - set(main_metric):
+                metrics = sorted({c["metric"] for c in rows if c["task"] == task})
+                main_metric[task] = "acc" if "acc" in metrics else metrics[0]
         content = ReportContent(db_path=Path(db_path), filters=filters,
                                 generated=time.strftime("%Y-%m-%d %H:%M:%S"), board=board, shown=shown,
                                 shown_note=note, progression=progression, categories=categories,
-                                main_metric={**board.metrics, query.AVERAGE: query.AVERAGE},
-                                labels=short_labels(board.rows))
+                                main_metric=main_metric, labels=short_labels(board.rows))
         from .comparison import choose_comparison
 
         content.comparison, content.comparison_note = choose_comparison(db, board, compare)

@@ -137,7 +137,7 @@ def category_heatmaps(content) -> list[tuple[str, dict]]:
     cells: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
     for run_id, rows in content.categories.items():
         for c in rows:
-            if c["metric"] == (content.main_metric.get(c["task"]) or c["metric"]):
+            if c["metric"] == content.main_metric[c["task"]]:
                 cells.setdefault((c["task"], c["column"]), {})[(c["category"], run_id)] = c
     figures = []
     for (task, column), grid in sorted(cells.items()):

@@ -58,7 +58,7 @@ def categories_section(c: ReportContent) -> str:
     rows = []
     for r in c.shown:
         for x in c.categories.get(r.run_id, []):
-            if x["metric"] != (c.main_metric.get(x["task"]) or x["metric"]):
+            if x["metric"] != c.main_metric[x["task"]]:
                 continue
             rows.append([x["task"], x["column"], x["category"], c.labels[r.run_id], x["metric"], fmt.num(x["value"]),
                          fmt.num(fmt.Z95 * x["stderr"]) if x.get("stderr") is not None else "–",
