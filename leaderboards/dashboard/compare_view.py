@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from . import charts, data
+from . import charts, data, tables
 from .samples import search_items
 
 MAX_FLIPS = 100  # a table of thousands of flips helps nobody; search narrows it
@@ -20,7 +20,7 @@ def metrics_frame(metrics: list[dict]) -> pd.DataFrame:
         "95% interval": f"[{_f(m.get('ci_low'))}, {_f(m.get('ci_high'))}]",
         "p": _f(m.get("p_value")), "test": m.get("test", ""), "n": m.get("n"),
         "significant": "yes" if m.get("significant") else ""} for m in metrics],
-        columns=["task", "metric", "A", "B", "delta (B-A)", "95% interval", "p", "test", "n", "significant"])
+        columns=["task", "metric", "A", "B", "delta (B-A)", "95% interval", "p", "test", "n", "significant"], dtype=object)
 
 
 def categories_frame(cats: list[dict]) -> pd.DataFrame:
@@ -28,14 +28,16 @@ def categories_frame(cats: list[dict]) -> pd.DataFrame:
                           "metric": c["metric"], "A": _r(c["a"]), "B": _r(c["b"]),
                           "delta (B-A)": _r(c["delta"]), "n A": c.get("n_a"), "n B": c.get("n_b")}
                          for c in cats],
-                        columns=["task", "column", "category", "metric", "A", "B", "delta (B-A)", "n A", "n B"])
+                        columns=["task", "column", "category", "metric", "A", "B", "delta (B-A)", "n A", "n B"],
+                        dtype=object)
 
 
 def flips_frame(flips: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{"task": f["task"], "id": f.get("id"), "question": f.get("question"),
                           "target": f.get("target"), "A output": f.get("a_output"), "A score": _r(f.get("a_score")),
                           "B output": f.get("b_output"), "B score": _r(f.get("b_score"))} for f in flips],
-                        columns=["task", "id", "question", "target", "A output", "A score", "B output", "B score"])
+                        columns=["task", "id", "question", "target", "A output", "A score", "B output", "B score"],
+                        dtype=object)
 
 
 def _r(x):
@@ -75,7 +77,7 @@ def render(board: dict) -> None:
     st.subheader("Per task and metric")
     st.caption("delta = B - A over the items both runs scored; paired bootstrap 95% interval; "
                "McNemar's exact test for accuracy, paired bootstrap/permutation for the others.")
-    st.table(metrics_frame(result["metrics"]), hide_index=True)
+    tables.show(metrics_frame(result["metrics"]), "deltas")
     if result["metrics"]:
         st.plotly_chart(charts.delta_figure(result["metrics"]), key="cmp_deltas")
 
@@ -84,7 +86,7 @@ def render(board: dict) -> None:
     if cats:
         tasks = sorted({c["task"] for c in cats})
         task = st.selectbox("task", tasks, key="cmp_cat_task")
-        st.table(categories_frame([c for c in cats if c["task"] == task]), hide_index=True)
+        tables.show(categories_frame([c for c in cats if c["task"] == task]), "category-deltas")
     else:
         st.caption("No per-category scores in these runs.")
 
@@ -99,7 +101,7 @@ def render(board: dict) -> None:
     shown = _search_flips(flips, query)
     if len(shown) > MAX_FLIPS:
         st.caption(f"showing {MAX_FLIPS} of {len(shown)}; search to narrow")
-    st.table(flips_frame(shown[:MAX_FLIPS]), hide_index=True)
+    tables.show(flips_frame(shown[:MAX_FLIPS]), "flips")
 
 
 def _search_flips(flips: list[dict], query: str) -> list[dict]:

@@ -9,7 +9,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from . import charts, data
+from . import charts, data, tables
 
 
 def lineage_frame(info: dict) -> pd.DataFrame:
@@ -22,13 +22,13 @@ def lineage_frame(info: dict) -> pd.DataFrame:
         if key == "date" and isinstance(value, (int, float)):
             value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
         shown.append({"field": key.replace("_", " "), "value": str(value)})
-    return pd.DataFrame(shown, columns=["field", "value"])
+    return pd.DataFrame(shown, columns=["field", "value"], dtype=object)
 
 
 def scores_frame(row: dict) -> pd.DataFrame:
     return pd.DataFrame([{"task": t, "metric": m, "value": v, "stderr": se}
                          for t, (v, se, m) in row["scores"].items()],
-                        columns=["task", "metric", "value", "stderr"])
+                        columns=["task", "metric", "value", "stderr"], dtype=object)
 
 
 def render(db_path: str, version: tuple, board: dict) -> None:
@@ -43,11 +43,11 @@ def render(db_path: str, version: tuple, board: dict) -> None:
     left, right = st.columns([2, 3])
     with left:
         st.subheader("Lineage")
-        st.table(lineage_frame(data.run_info(db_path, version, row["run_id"])), hide_index=True)
+        tables.show(lineage_frame(data.run_info(db_path, version, row["run_id"])), "lineage")
     with right:
         st.subheader("Scores")
         st.caption(f"suite average {row['average']:.4f}" if row.get("average") is not None else "")
-        st.table(scores_frame(row), hide_index=True)
+        tables.show(scores_frame(row), "scores")
 
     cats = data.category_scores(db_path, version, row["run_id"])
     st.subheader("By category")
@@ -66,4 +66,5 @@ def render(db_path: str, version: tuple, board: dict) -> None:
         with tab:
             these = [c for c in cells if c["column"] == column]
             st.plotly_chart(charts.category_figure(these, f"{task} · {column}"), key=f"dd_fig_{column}")
-            st.table(pd.DataFrame(these, columns=["category", "n", "value", "stderr"]), hide_index=True)
+            tables.show(pd.DataFrame(these, columns=["category", "n", "value", "stderr"], dtype=object),
+                        f"categories-{column}")

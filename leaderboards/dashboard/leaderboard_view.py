@@ -2,8 +2,8 @@
 stage, one column a task (its main metric) plus the suite average; ★ marks the best
 checkpoint of each stage.
 
-Drawn with ``st.table``: a plain HTML table whose rows are in the page (the browser test
-reads them), unlike ``st.dataframe``'s canvas grid.
+Drawn as one HTML table (``tables.show``: fast, rows in the page); a toggle swaps in
+streamlit's sortable grid.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import time
 
 import pandas as pd
 import streamlit as st
+
+from . import tables
 
 BEST = "★"
 
@@ -41,7 +43,19 @@ def board_frame(board: dict, with_stderr: bool = False) -> pd.DataFrame:
         records.append(rec)
     columns = ["best", "checkpoint", "base model", "stage", "step", "average",
                *(task_column(t, metrics.get(t, "?")) for t in board["tasks"]), "date", "run id"]
-    return pd.DataFrame.from_records(records, columns=columns)
+    return pd.DataFrame.from_records(records, columns=columns).astype(object)
+
+
+def row_classes(rows: list[dict]) -> list[str]:
+    """'best' for the best of each stage; 'group-start' where a new base model begins."""
+    out, last = [], None
+    for row in rows:
+        cls = ["best"] if row.get("best_in_stage") else []
+        if last is not None and row["base_model"] != last:
+            cls.append("group-start")
+        last = row["base_model"]
+        out.append(" ".join(cls))
+    return out
 
 
 def _cell(value, se, with_stderr: bool):
@@ -67,5 +81,11 @@ def render(board: dict) -> None:
     bases = len({r["base_model"] for r in rows})
     st.caption(f"{len(rows)} checkpoints · {bases} base models · {len(board['tasks'])} tasks · "
                f"{BEST} best average of its base model and stage")
-    with_stderr = st.toggle("show standard errors", key="lb_stderr")
-    st.table(board_frame(board, with_stderr), hide_index=True)
+    left, right = st.columns(2)
+    with_stderr = left.toggle("show standard errors", key="lb_stderr")
+    grid = right.toggle("sortable grid", key="lb_grid")
+    frame = board_frame(board, with_stderr and not grid)
+    if grid:
+        st.dataframe(frame.infer_objects(), hide_index=True, height=min(35 * len(frame) + 40, 900))
+    else:
+        tables.show(frame, "leaderboard", row_classes(rows))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from . import charts, data
+from . import charts, data, tables
 
 
 def render(db_path: str, version: tuple, base_models: tuple, stages: tuple, tasks: tuple) -> None:
@@ -22,5 +22,5 @@ def render(db_path: str, version: tuple, base_models: tuple, stages: tuple, task
     st.plotly_chart(charts.progression_figure(rows, task), key="prog_fig")
     with st.expander("points"):
         these = [r for r in rows if r["task"] == task]
-        st.table(pd.DataFrame(these, columns=["base_model", "stage", "step", "checkpoint", "metric", "value",
-                                              "stderr", "run_id"]), hide_index=True)
+        tables.show(pd.DataFrame(these, columns=["base_model", "stage", "step", "checkpoint", "metric", "value",
+                                                 "stderr", "run_id"], dtype=object), "progression")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from . import data
+from . import data, tables
 from .samples import sample_tasks, search_items
 
 MAX_SHOWN = 200
@@ -18,7 +18,7 @@ SCORED = {"all": "all items", "right": "score = 1", "wrong": "score < 1"}
 def items_frame(items: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{"doc": i["doc_id"], "id": i["id"], "question": i["question"], "target": i["target"],
                           "output": i["output"], "score": i["score"]} for i in items],
-                        columns=["doc", "id", "question", "target", "output", "score"])
+                        columns=["doc", "id", "question", "target", "output", "score"], dtype=object)
 
 
 def render(board: dict) -> None:
@@ -46,4 +46,4 @@ def render(board: dict) -> None:
     metric_name = items[0]["metric"] if items else metric
     st.caption(f"{len(hits)} of {len(items)} items · score = {metric_name}"
                + (f" · showing the first {MAX_SHOWN}" if len(hits) > MAX_SHOWN else ""))
-    st.table(items_frame(hits[:MAX_SHOWN]), hide_index=True)
+    tables.show(items_frame(hits[:MAX_SHOWN]), "samples")

@@ -13,8 +13,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -49,12 +51,51 @@ def app(index, monkeypatch):
     return start
 
 
-def table_with(at: AppTest, column: str):
-    """The first table on the page that has ``column``, as a DataFrame."""
-    for table in at.table:
-        if column in table.value.columns:
-            return table.value
-    raise AssertionError(f"no table with a {column!r} column; tables: {[list(t.value.columns) for t in at.table]}")
+class _TableParser(HTMLParser):
+    """The dashboard's HTML tables (``tables.show``) back as rows of cell texts."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.rows: list[list[str]] | None = None
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.rows = self.tables.setdefault(dict(attrs).get("data-table", ""), [])
+        elif tag == "tr" and self.rows is not None:
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+        elif tag == "br" and self.cell is not None:
+            self.cell.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None:
+            self.rows[-1].append("".join(self.cell))
+            self.cell = None
+        elif tag == "table":
+            self.rows = None
+
+    def handle_data(self, text):
+        if self.cell is not None:
+            self.cell.append(text)
+
+
+def table(at: AppTest, name: str) -> pd.DataFrame:
+    """The page's table ``name`` (its ``data-table``), cells as the text shown."""
+    parser = _TableParser()
+    for block in at.html:
+        if 'data-table="' in block.value:
+            parser.feed(block.value)
+    if name not in parser.tables:
+        raise AssertionError(f"no table {name!r} on the page; tables: {list(parser.tables)}")
+    head, *rows = parser.tables[name]
+    return pd.DataFrame(rows, columns=head)
+
+
+def num(text: str):
+    return None if text == "" else float(text)
 
 
 def board(index: Path, **filters) -> query.Leaderboard:
@@ -67,35 +108,35 @@ def board(index: Path, **filters) -> query.Leaderboard:
 
 def test_leaderboard_shows_every_checkpoint_with_its_scores(app, index):
     expected = board(index)
-    shown = table_with(app(), "checkpoint")
+    shown = table(app(), "leaderboard")
     assert list(shown["run id"]) == [r.run_id for r in expected.rows]
     assert list(shown["checkpoint"]) == [r.checkpoint for r in expected.rows]
     assert list(shown["best"] == "★") == [r.best_in_stage for r in expected.rows]
     assert sum(r.best_in_stage for r in expected.rows) >= 4  # four base models, several stages
     for row, (_, cells) in zip(expected.rows, shown.iterrows()):
-        assert cells["average"] == pytest.approx(row.average, abs=5e-5)
+        assert num(cells["average"]) == pytest.approx(row.average, abs=5e-5)
         value, _, metric = row.scores["cmexam"]
-        assert cells[f"cmexam ({metric})"] == pytest.approx(value, abs=5e-5)
+        assert num(cells[f"cmexam ({metric})"]) == pytest.approx(value, abs=5e-5)
     assert "medqa (score)" in shown.columns and "cmexam (acc)" in shown.columns
 
 
 def test_filters_change_the_rows(app, index):
     at = app()
-    everything = table_with(at, "checkpoint")
+    everything = table(at, "leaderboard")
     at.sidebar.multiselect(key="f_base").set_value(["qwen2-7b"]).run()
-    qwen = table_with(at, "checkpoint")
+    qwen = table(at, "leaderboard")
     assert 0 < len(qwen) < len(everything)
     assert set(qwen["base model"]) == {"qwen2-7b"}
     assert list(qwen["run id"]) == [r.run_id for r in board(index, base_models=["qwen2-7b"]).rows]
 
     at.sidebar.multiselect(key="f_stage").set_value(["sft"]).run()
-    sft = table_with(at, "checkpoint")
+    sft = table(at, "leaderboard")
     assert set(sft["stage"]) == {"sft"} and 0 < len(sft) < len(qwen)
 
     at.sidebar.multiselect(key="f_base").set_value([]).run()
     at.sidebar.multiselect(key="f_stage").set_value([]).run()
     at.sidebar.multiselect(key="f_tasks").set_value(["medterm"]).run()
-    one_task = table_with(at, "checkpoint")
+    one_task = table(at, "leaderboard")
     assert [c for c in one_task.columns if "(" in c] == ["medterm (rougeL)"]
     # with one column, the average is that column
     assert list(one_task["average"]) == list(one_task["medterm (rougeL)"])
@@ -104,16 +145,17 @@ def test_filters_change_the_rows(app, index):
 def test_drilldown_shows_the_checkpoints_categories(app, index):
     at = app("Checkpoint")
     row = board(index).rows[0]
-    lineage = table_with(at, "field")
+    lineage = table(at, "lineage")
     assert dict(zip(lineage["field"], lineage["value"]))["fingerprint"] == row.fingerprint
     db = query.open_index(index)
     cats = [c for c in query.category_scores(db, row.run_id) if c["task"] == at.selectbox(key="dd_task").value]
     db.close()
     metric = at.selectbox(key="dd_metric").value
     column = sorted({c["column"] for c in cats})[0]
-    shown = table_with(at, "category")  # the first tab: the first column, sorted
+    shown = table(at, f"categories-{column}")
     want = {c["category"]: c["value"] for c in cats if c["column"] == column and c["metric"] == metric}
-    assert dict(zip(shown["category"], shown["value"])) == pytest.approx(want)
+    assert {k: num(v) for k, v in zip(shown["category"], shown["value"])} == pytest.approx(want, abs=5e-5)
+    assert len(want) >= 3
 
 
 def test_compare_shows_deltas_with_intervals_and_flips(app, index):
@@ -125,20 +167,23 @@ def test_compare_shows_deltas_with_intervals_and_flips(app, index):
     at.selectbox(key="cmp_a").set_value(a).run()
     at.selectbox(key="cmp_b").set_value(b).run()
     assert not at.exception, at.exception
-    deltas = table_with(at, "delta (B-A)")
+    deltas = table(at, "deltas")
     assert len(deltas) == len(expected["metrics"])
     for m, (_, shown) in zip(expected["metrics"], deltas.iterrows()):
         assert (shown["task"], shown["metric"]) == (m["task"], m["metric"])
-        assert shown["delta (B-A)"] == pytest.approx(m["delta"], abs=5e-5)
-        assert shown["95% interval"] == f"[{m['ci_low']:.4f}, {m['ci_high']:.4f}]" or m["ci_low"] is None
-    flips = table_with(at, "A output")
+        assert num(shown["delta (B-A)"]) == pytest.approx(m["delta"], abs=5e-5)
+        low, high = (num(x) for x in shown["95% interval"].strip("[]").split(", "))
+        assert (low, high) == pytest.approx((m["ci_low"], m["ci_high"]), abs=5e-5)
+        assert low <= num(shown["delta (B-A)"]) <= high
+        assert (shown["significant"] == "yes") == m["significant"]
+    flips = table(at, "flips")
     assert len(flips) == min(len(expected["flips"]), 100)
     first = expected["flips"][0]
     assert (flips.iloc[0]["A output"], flips.iloc[0]["B output"]) == (first["a_output"], first["b_output"])
     assert flips.iloc[0]["A score"] != flips.iloc[0]["B score"]
     # the flip search narrows to one item by its id
     at.text_input(key="cmp_flip_query").input(str(first["id"])).run()
-    assert list(table_with(at, "A output")["id"]) == [first["id"]]
+    assert list(table(at, "flips")["id"]) == [str(first["id"])]
 
 
 def test_sample_search_finds_an_item(app, index):
@@ -148,19 +193,19 @@ def test_sample_search_finds_an_item(app, index):
     wanted = lines[len(lines) // 2]
     at = app("Samples")
     assert at.selectbox(key="smp_task").value == task
-    assert len(table_with(at, "output")) == len(lines)
+    assert len(table(at, "samples")) == len(lines)
     at.text_input(key="smp_query").input(wanted["doc"]["id"]).run()
-    hits = table_with(at, "output")
+    hits = table(at, "samples")
     assert list(hits["id"]) == [wanted["doc"]["id"]]
     assert hits.iloc[0]["target"] == wanted["target"]
-    assert hits.iloc[0]["score"] == pytest.approx(wanted[row.scores[task][2]])
+    assert num(hits.iloc[0]["score"]) == pytest.approx(wanted[row.scores[task][2]], abs=5e-5)
     # a word from nowhere finds nothing; the score filter keeps only the wrong items
     at.text_input(key="smp_query").input("no-such-text-anywhere").run()
-    assert len(table_with(at, "output")) == 0
+    assert len(table(at, "samples")) == 0
     at.text_input(key="smp_query").input("").run()
     at.selectbox(key="smp_scored").set_value("wrong").run()
     wrong = [x for x in lines if x[row.scores[task][2]] < 1]
-    assert len(table_with(at, "output")) == len(wrong) > 0
+    assert len(table(at, "samples")) == len(wrong) > 0
 
 
 def test_progression_chart_plots_each_base_model_stage_after_stage(app, index):
@@ -253,10 +298,10 @@ def test_dashboard_in_headless_chromium(index):
             try:
                 page = browser.new_page(viewport={"width": 1600, "height": 1000})
                 page.goto(url)
-                table = page.locator('[data-testid="stTable"]').first
-                table.locator("tbody tr").nth(len(rows) - 1).wait_for(timeout=60_000)
-                assert table.locator("tbody tr").count() == len(rows)
-                text = table.inner_text()
+                board_rows = page.locator('table[data-table="leaderboard"] tbody tr')
+                board_rows.nth(len(rows) - 1).wait_for(timeout=60_000)
+                assert board_rows.count() == len(rows)
+                text = page.locator('table[data-table="leaderboard"]').inner_text()
                 assert rows[0].checkpoint in text and rows[-1].run_id in text
                 assert page.get_by_text(rows[0].base_model).first.is_visible()
                 out = REPO / "test-artifacts" / "dashboard.png"
