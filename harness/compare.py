@@ -104,12 +104,22 @@ def _clean(d: dict) -> dict:
 
 
 # ---- pairing ------------------------------------------------------------------------------
-def _keyed(records: list[dict]) -> dict[Any, dict]:
-    """Records by item id (doc.id, stable across --limit and reordering), else by doc_id."""
-    ids = [(r.get("doc") or {}).get("id") if isinstance(r.get("doc"), dict) else None for r in records]
+def _item_ids(records: list[dict]) -> Optional[list]:
+    """Each record's item id (doc.id: stable across --limit and reordering), or None when
+    some record has none or two share one."""
+    ids = [r["doc"].get("id") if isinstance(r.get("doc"), dict) else None for r in records]
     if all(isinstance(i, (str, int)) for i in ids) and len(set(ids)) == len(ids):
-        return dict(zip(ids, records))
-    return {r.get("doc_id", i): r for i, r in enumerate(records)}
+        return ids
+    return None
+
+
+def _keyed_pair(a: list[dict], b: list[dict]) -> tuple[dict, dict]:
+    """Both runs' records keyed alike: by item id when both carry ids (aimed-eval runs),
+    else by doc_id (lm-eval's samples carry only the item's position)."""
+    ia, ib = _item_ids(a), _item_ids(b)
+    if ia is not None and ib is not None:
+        return dict(zip(ia, a)), dict(zip(ib, b))
+    return ({r.get("doc_id", i): r for i, r in enumerate(a)}, {r.get("doc_id", i): r for i, r in enumerate(b)})
 
 
 @dataclass
@@ -119,9 +129,14 @@ class _TaskPairs:
     b: dict
 
 
+def _version_key(v: Any) -> str:
+    """lm-eval writes versions as floats (1.0), we as ints (1): the same version."""
+    return f"{float(v):g}" if isinstance(v, (int, float)) else str(v)
+
+
 def _check_same_task(task: str, ra: RunFolder, rb: RunFolder, notes: list[str]) -> None:
     va, vb = ra.version(task), rb.version(task)
-    if va is not None and vb is not None and str(va) != str(vb):
+    if va is not None and vb is not None and _version_key(va) != _version_key(vb):
         raise UserError(f"{task}: the runs differ in task version (A: {va}, B: {vb}); "
                         f"compare runs of the same task version")
     ha, hb = ra.task_meta(task).get("data_hash"), rb.task_meta(task).get("data_hash")
@@ -170,7 +185,7 @@ class _Builder:
         for t in common:
             _check_same_task(t, self.ra, self.rb, self.notes)
         for t in common:
-            a, b = _keyed(self.ra.samples(t)), _keyed(self.rb.samples(t))
+            a, b = _keyed_pair(self.ra.samples(t), self.rb.samples(t))
             keys = [k for k in a if k in b]
             if len(keys) < max(len(a), len(b)):
                 self.notes.append(f"{t}: {len(keys)} items scored by both runs (A: {len(a)}, B: {len(b)})")

@@ -216,3 +216,35 @@ def test_compare_imports_no_torch(two_runs):
             "aimed.harness.compare_format; "
             f"compare_runs({str(a)!r}, {str(b)!r}, n_boot=50); assert 'torch' not in sys.modules, 'torch'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def write_lm_eval_run(path: Path, acc: list) -> Path:
+    """An lm-evaluation-harness output folder (--output_path with --log_samples):
+    results_<date>.json and samples_<task>_<date>.jsonl, docs without an id."""
+    path.mkdir(parents=True)
+    stamp = "2024-05-13T12-34-56.123456"
+    results = {"results": {"mcq": {"alias": "mcq", "acc,none": sum(acc) / len(acc), "acc_stderr,none": 0.1}},
+               "group_subtasks": {"mcq": []},
+               "configs": {"mcq": {"task": "mcq", "metric_list": [{"metric": "acc"}]}},
+               "versions": {"mcq": 1.0}, "higher_is_better": {"mcq": {"acc": True}},
+               "config": {"model": "hf", "model_args": f"pretrained=/ckpt/{path.name}"}}
+    (path / f"results_{stamp}.json").write_text(json.dumps(results), encoding="utf-8")
+    with (path / f"samples_mcq_{stamp}.jsonl").open("w", encoding="utf-8") as f:
+        for i, v in enumerate(acc):
+            f.write(json.dumps({"doc_id": i, "doc": {"question": f"问题{i}", "answer": 0}, "target": 0,
+                                "filtered_resps": [["-0.5", "True"], ["-1.5", "False"]], "acc": float(v)},
+                               ensure_ascii=False) + "\n")
+    return path
+
+
+def test_lm_eval_output_folders_compare_by_doc_id(tmp_path):
+    a = write_lm_eval_run(tmp_path / "lm_a", A_ACC)
+    b = write_lm_eval_run(tmp_path / "lm_b", B_ACC)
+    c = compare_runs(a, b, n_boot=200)
+    row = c.row("mcq", "acc")
+    assert (row.n, row.delta, row.test) == (20, pytest.approx(-0.25), "mcnemar")
+    assert c.run_a["model"] == "pretrained=/ckpt/lm_a" and c.main_metrics == {"mcq": "acc"}
+    assert any("data hash not recorded" in n for n in c.notes)
+    # an aimed-eval run against an lm-eval run of the same task: items paired by position
+    ours = write_run(tmp_path / "ours", {"mcq": _mcq(B_ACC)})
+    assert compare_runs(a, ours, n_boot=200).row("mcq", "acc").delta == pytest.approx(-0.25)
