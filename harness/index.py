@@ -240,7 +240,8 @@ def record_run(db: sqlite3.Connection, run_dir: Path, results: dict) -> str:
     label = str(args.get("model", "?")) + (f"+{adapter}" if adapter else "")
     run = {"run_id": run_id, "run_dir": str(Path(run_dir).resolve()), "date": float(results.get("date") or 0),
            "source": "aimed", "model": label, "checkpoint": checkpoint_label(str(args.get("model", "?")), adapter),
-           "fingerprint": model.get("fingerprint", ""), **lin, "adapter": adapter,
+           # no fingerprint (an old run folder): the model and adapter names stand in for it
+           "fingerprint": model.get("fingerprint") or f"model:{label}", **lin, "adapter": adapter,
            "tasks": json.dumps([*tasks, *groups]),
            "config": json.dumps(results.get("config", {}), ensure_ascii=False, default=str)}
     return record(db, run, score_rows(run_id, results, aimed.get("scored")), metas, cats)
