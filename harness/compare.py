@@ -367,14 +367,12 @@ def compare_runs(run_a: Path, run_b: Path, *, n_boot: int = 2000, seed: int = 0,
             if s is not None:
                 rows.append(bld.row(t, metric, [s], bld.hib[(t, metric)], "task"))
         m = ra.main_metric(t)
-        if m and bld.strata.get((t, m)) is None and m in ra.metrics(t):
-            bld.leaf_stratum(t, m)
-        main[t] = m if m and bld.strata.get((t, m)) is not None else None
-    main = {t: m for t, m in main.items() if m}
+        if m and bld.leaf_stratum(t, m) is not None:
+            main[t] = m
     rows += _group_rows(bld, [t for t in common if t in main], main)
     suite = _suite_row(bld, [t for t in common if t in main], main)
     if suite:
         rows.append(suite)
-    categories = [c for t in common for (tt, m) in list(bld.strata) if tt == t for c in _categories(bld, t, m)]
+    categories = [c for (t, m) in list(bld.strata) for c in _categories(bld, t, m)]
     flips = [f for t in common if t in main for f in _flips(bld, t, main[t], max_flips)]
     return Comparison(ra.ref(), rb.ref(), rows, categories, flips, bld.notes, alpha, n_boot, seed, main)
