@@ -109,7 +109,9 @@ def load_policy(path: Path) -> Policy:
             known = list(Rule.model_fields) if len(loc) > 1 and loc[0] == "rules" else list(Policy.model_fields)
             raise UserError(f"{path}: unknown key '{loc[-1]}' at {_where(loc)}"
                             f"{did_you_mean(str(loc[-1]), known)}; known keys: {', '.join(known)}") from None
-        raise UserError(f"{path}: {_where(loc)}: {err['msg']} (got {err.get('input')!r})") from None
+        hint = ("; rules map task -> metric -> {max_drop, require_significant, min_gain, alpha}"
+                if loc and loc[0] == "rules" and len(loc) < 4 else "")
+        raise UserError(f"{path}: {_where(loc)}: {err['msg']} (got {err.get('input')!r}){hint}") from None
     policy._source = str(path)
     return policy
 
