@@ -17,7 +17,6 @@ from aimed.leaderboards.dashboard import (compare_view, data, drilldown_view, le
                                           progression_view, samples_view)
 
 VIEWS = ("Leaderboard", "Checkpoint", "Compare", "Progression", "Samples")
-STAGE_ORDER = ("base", "pt", "sft", "rm", "ppo", "dpo")
 
 st.set_page_config(page_title="AiMed-Eval dashboard", layout="wide")
 
@@ -29,13 +28,17 @@ if problem:
 db = str(db_path)
 version = data.index_version(db_path)
 
+everything = data.leaderboard(db, version)
+if not everything["rows"]:
+    st.info(f"No runs in {db} yet: `aimed-eval run` records each run it writes, "
+            "`aimed-eval import RUN_DIR...` records existing ones.")
+    st.stop()
+
 with st.sidebar:
     st.title("AiMed-Eval")
     view = st.radio("view", VIEWS, key="view", bind="query-params")
-    everything = data.leaderboard(db, version)
     bases = sorted({r["base_model"] for r in everything["rows"]})
-    stages = sorted({r["stage"] for r in everything["rows"]},
-                    key=lambda s: (STAGE_ORDER.index(s) if s in STAGE_ORDER else len(STAGE_ORDER), s))
+    stages = list(dict.fromkeys(r["stage"] for r in sorted(everything["rows"], key=lambda r: r["stage_index"])))
     st.subheader("Filters")
     pick_bases = tuple(st.multiselect("base model", bases, key="f_base", placeholder="all"))
     pick_stages = tuple(st.multiselect("stage", stages, key="f_stage", placeholder="all"))

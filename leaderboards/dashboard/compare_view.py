@@ -49,13 +49,14 @@ def _f(x) -> str:
 
 
 def default_pair(rows: list[dict]) -> tuple[int, int]:
-    """B: the first checkpoint; A: its parent when the parent is on the board, else the next one."""
+    """(A, B): the first checkpoint whose parent is on the board, and that parent (a
+    manifest names its parent by path or fingerprint); else the first two rows."""
     for i, row in enumerate(rows):
         if row.get("parent"):
             for j, other in enumerate(rows):
-                if j != i and row["parent"] in (other["fingerprint"], other["checkpoint"], other["run_dir"]):
+                if j != i and row["parent"] in (other["fingerprint"], other.get("model"), other["checkpoint"]):
                     return j, i
-    return (1, 0) if len(rows) > 1 else (0, 0)
+    return (0, 1) if len(rows) > 1 else (0, 0)
 
 
 def render(board: dict) -> None:

@@ -164,6 +164,8 @@ def test_compare_shows_deltas_with_intervals_and_flips(app, index):
     expected = compare_runs(Path(rows[a].run_dir), Path(rows[b].run_dir)).to_dict()
     assert expected["flips"], "the sample index should give this pair flipped items"
     at = app("Compare")
+    # by default B is a checkpoint and A its parent
+    assert rows[at.selectbox(key="cmp_b").value].parent == rows[at.selectbox(key="cmp_a").value].model
     at.selectbox(key="cmp_a").set_value(a).run()
     at.selectbox(key="cmp_b").set_value(b).run()
     assert not at.exception, at.exception
@@ -228,6 +230,15 @@ def test_a_missing_index_is_one_error_on_the_page(monkeypatch, tmp_path):
     monkeypatch.setenv("AIMED_DB", str(tmp_path / "none.sqlite"))
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception and len(at.error) == 1 and "none.sqlite" in at.error[0].value
+
+
+def test_an_empty_index_says_how_to_fill_it(monkeypatch, tmp_path):
+    from aimed.harness.index import connect
+
+    connect(tmp_path / "empty.sqlite").close()
+    monkeypatch.setenv("AIMED_DB", str(tmp_path / "empty.sqlite"))
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception and "aimed-eval import" in at.info[0].value
 
 
 def test_command_refuses_bad_input_before_starting(cli, tmp_path, monkeypatch):
