@@ -63,7 +63,7 @@ def render(board: dict) -> None:
     st.header("Compare two checkpoints")
     rows = board["rows"]
     if len(rows) < 2:
-        st.info("Comparing needs two checkpoints; loosen the filters.")
+        st.info(f"Comparing needs two checkpoints; {len(rows)} on the board (loosen the filters?).")
         return
     labels = [data.checkpoint_label(r) for r in rows]
     a0, b0 = default_pair(rows)

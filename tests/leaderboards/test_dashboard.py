@@ -210,6 +210,32 @@ def test_sample_search_finds_an_item(app, index):
     assert len(table(at, "samples")) == len(wrong) > 0
 
 
+def test_items_of_a_real_run_layout(tmp_path):
+    """Lines as ``aimed-eval run`` writes them: a loglikelihood MCQ item and a generated
+    one whose BLEU entry is a list of corpus statistics, not an item score."""
+    mcq = {"doc_id": 0, "doc": {"id": "cmexam-2", "question": "成人安静时正常心率", "options": {"A": "40", "B": "60～100"},
+                                "answer": ["B"], "target": "", "categories": {"Difficulty level": "1"}},
+           "target": "B", "mode": "loglikelihood", "arguments": {"context": "…", "continuations": ["A", "B"]},
+           "resps": [[-7.2, 1, False], [-7.1, 1, False]], "filtered_resps": ["B"], "acc": 1.0, "set_f1": None}
+    gen = {"doc_id": 1, "doc": {"id": "term-1", "question": "发热", "options": {}, "answer": [], "target": "体温升高",
+                                "categories": {}},
+           "target": "体温升高", "mode": "generate", "arguments": {}, "resps": "体温\n升高了", "filtered_resps": "体温\n升高了",
+           "rouge1": 0.5, "rougeL": 0.25, "bleu4": [3, 0, 0, 0, 89, 88, 87, 86, 89, 32], "char_f1": 0.6}
+    path = tmp_path / "samples_x.jsonl"
+    path.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in (mcq, gen)) + "\n", encoding="utf-8")
+    assert samples.sample_tasks(tmp_path) == ["x"]
+    first, second = samples.load_items(path, "rougeL")
+    assert (first["output"], first["score"], first["metric"]) == ("B", 1.0, "acc")  # no rougeL: its first metric
+    assert first["question"] == "成人安静时正常心率\nA. 40\nB. 60～100"
+    assert (second["output"], second["score"], second["metric"]) == ("体温\n升高了", 0.25, "rougeL")
+    assert samples.item_scores(gen) == {"rouge1": 0.5, "rougeL": 0.25, "char_f1": 0.6}
+    both = [first, second]
+    assert samples.search_items(both, "60～100") == [first]           # an option's text
+    assert samples.search_items(both, "升高 TERM-1") == [second]      # every word, any case
+    assert samples.search_items(both, "", "wrong") == [second]
+    assert samples.search_items(both, "", "right") == [first]
+
+
 def test_progression_chart_plots_each_base_model_stage_after_stage(app, index):
     at = app("Progression")
     task = at.selectbox(key="prog_task").value
