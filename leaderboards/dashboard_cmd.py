@@ -69,6 +69,8 @@ def dashboard(ns: argparse.Namespace) -> int:
     db = check(ns)
     cmd = streamlit_command(db, ns.host, ns.port)
     print(f"dashboard: http://{ns.host}:{ns.port}  (index {db}; Ctrl-C stops it)", flush=True)
+    if ns.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: bound to {ns.host}, so other machines can reach it; it has no login", file=sys.stderr, flush=True)
     if os.name == "posix":
         os.execv(cmd[0], cmd)  # does not return
     try:
