@@ -41,6 +41,8 @@ def package_versions() -> dict[str, Optional[str]]:
 
 
 def model_fingerprint(backend, args: ModelArgs, cache) -> str:
+    if hasattr(backend, "fingerprint"):  # a remote model: the backend knows what identifies it
+        return backend.fingerprint()
     memo = (cache.known_hash, cache.remember_hash)
     info = backend.info
     parts = [folder_fingerprint(Path(info["model_folder"]), memo)]
@@ -93,9 +95,10 @@ def evaluate(args: ModelArgs, task_names: list[str], opts: RunOptions, *, output
     fingerprint = model_fingerprint(backend, args, cache)
     outcomes = [run_task(t, backend, cache, fingerprint, opts) for t in tasks]
     cache.close()
-    model_folder = Path(backend.info["model_folder"])
+    model_folder = Path(backend.info["model_folder"]) if backend.info["model_folder"] else None
     adapters = [Path(a) for a in backend.info["adapter_folders"]]
-    manifest = read_manifest(adapters[0] if adapters else model_folder)
+    checkpoint = adapters[0] if adapters else model_folder
+    manifest = read_manifest(checkpoint) if checkpoint else None
     config = {
         "model": backend.name, "model_args": _model_args_string(args), "batch_size": batch_size,
         "device": backend.info["device"], "limit": opts.limit, "random_seed": opts.seed,
@@ -104,7 +107,8 @@ def evaluate(args: ModelArgs, task_names: list[str], opts: RunOptions, *, output
     aimed = {
         "run_id": uuid.uuid4().hex,
         "meta": meta or {},
-        "model": {"args": args.to_dict(), "fingerprint": fingerprint, "folder": str(model_folder),
+        "model": {"args": args.to_dict(), "fingerprint": fingerprint,
+                  "folder": str(model_folder) if model_folder else backend.info["device"],
                   "adapters": [str(a) for a in adapters], "dtype": backend.info["dtype"],
                   "manifest": manifest},
         "tasks": {o.task.name: {"mode": o.mode, "version": o.task.spec.version, "spec_hash": o.task.spec_hash,

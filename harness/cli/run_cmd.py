@@ -13,6 +13,7 @@ from ..index import DB_ENV, connect, default_db, record_run_dir
 from ..runner import RunOptions
 from ..scoring.score import CLOZE_NORMS
 from ..taskspec import MODES
+from .backend_flags import add_backend_flags, make_backend
 from .model_flags import add_model_flags, model_args
 from .summary import print_summary
 
@@ -20,6 +21,7 @@ from .summary import print_summary
 def add_parser(sub) -> None:
     p = sub.add_parser("run", help="score a checkpoint on tasks", description=__doc__)
     add_model_flags(p)
+    add_backend_flags(p)
     p.add_argument("--tasks", default="medqa", help="tasks, groups or spec files, comma-separated "
                    "(default: medqa, the suite)")
     p.add_argument("--mode", choices=MODES, default=None,
@@ -62,7 +64,8 @@ def run(ns: argparse.Namespace) -> int:
         connect(db_path).close()
     result = evaluate(args, names, opts, output_dir=output_dir,
                       cache_dir=ns.cache_dir or default_cache_dir(), use_cache=not ns.no_cache,
-                      batch_size=ns.batch_size, overwrite=ns.overwrite, meta=meta)
+                      batch_size=ns.batch_size, overwrite=ns.overwrite, meta=meta,
+                      backend=make_backend(ns))
     print_summary(result.results)
     print(f"run folder: {result.run_dir}")
     if db_path is not None:

@@ -15,7 +15,7 @@ import torch
 
 from .args import ModelArgs
 from .loading import load_model
-from .requests import ContinuationScore, GenerateRequest, LoglikelihoodRequest
+from .requests import ContinuationScore, GenerateRequest, LoglikelihoodRequest, cut_at_stop
 
 
 class HFBackend:
@@ -179,11 +179,3 @@ class HFBackend:
 def _advance(bar, n: int) -> None:
     if bar is not None and n:
         bar.update(int(n))
-
-
-def cut_at_stop(text: str, stops: Iterable[str]) -> str:
-    cut = len(text)
-    for s in stops:
-        if s and (k := text.find(s)) != -1:
-            cut = min(cut, k)
-    return text[:cut]

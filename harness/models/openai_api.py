@@ -1,0 +1,136 @@
+"""A backend that scores any OpenAI-compatible server (``aimed-eval serve``, vLLM, ...).
+
+``generate`` mode always works (``/v1/completions`` with the prompt the harness built).
+``loglikelihood`` and ``cloze`` need prompt log-probabilities: each option is sent as
+``context + option`` with ``echo: true, max_tokens: 0, logprobs: 1``, and the
+log-probabilities of the tokens that start at or after the end of the context (by
+``text_offset``) are summed; a token counts as greedy when it is the top-1 token at its
+position. All options of an item go in one request (a list of prompts).
+
+Requests run ``concurrency`` at a time; connection errors, 429 and 5xx are retried with
+exponential backoff (and jitter), other 4xx are the user's to fix and fail at once.
+Answers go through the same response cache as the in-process backend, keyed by the
+server's address, the model id and, when the server reports one (``aimed-eval serve``
+does), the checkpoint's fingerprint.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Optional, Sequence
+
+from ..errors import UserError
+from .fingerprint import combine
+from .requests import ContinuationScore, GenerateRequest, LoglikelihoodRequest, cut_at_stop
+
+RETRY_STATUS = (408, 409, 429, 500, 502, 503, 504)
+MAX_STOPS = 4  # the completions API takes at most four; the rest are cut here
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(self, base_url: str, model: str, api_key: Optional[str] = None, concurrency: int = 8,
+                 max_retries: int = 5, timeout: float = 120.0, tokenizer: Any = None):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key = api_key
+        self.concurrency = max(1, concurrency)
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.tokenizer = tokenizer  # only for --template_name tokenizer prompts
+        listed = self._request("GET", "/models")
+        entry = next((m for m in listed.get("data", []) if m.get("id") == model), None)
+        if entry is None:
+            ids = ", ".join(m.get("id", "?") for m in listed.get("data", [])) or "none"
+            raise UserError(f"--model {model}: not served at {self.base_url} (it serves: {ids})")
+        self.served_fingerprint = entry.get("aimed_fingerprint")
+        self.info = {"model_folder": None, "adapter_folders": [], "device": self.base_url, "dtype": "remote",
+                     "max_length": None, "served_fingerprint": self.served_fingerprint}
+
+    def fingerprint(self) -> str:
+        return combine("openai", self.base_url, self.model, self.served_fingerprint or "unknown-weights")
+
+    # ---- HTTP ---------------------------------------------------------------------
+    def _request(self, method: str, path: str, body: Optional[dict] = None) -> dict:
+        data = json.dumps(body).encode("utf-8") if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        url = self.base_url + path
+        for attempt in range(self.max_retries + 1):
+            req = urllib.request.Request(url, data=data, headers=headers, method=method)
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    return json.loads(resp.read())
+            except urllib.error.HTTPError as exc:
+                detail = _error_message(exc)
+                if exc.code not in RETRY_STATUS or attempt == self.max_retries:
+                    raise UserError(f"{url}: HTTP {exc.code} {detail}") from None
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                if attempt == self.max_retries:
+                    reason = getattr(exc, "reason", exc)
+                    raise UserError(f"{url}: cannot reach the server ({reason}); check --base_url and that "
+                                    "the server is running") from None
+            time.sleep(min(30.0, 0.25 * 2 ** attempt) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    def _map(self, fn, items: Sequence, bar) -> list:
+        out: list = [None] * len(items)
+
+        def work(i):
+            out[i] = fn(items[i])
+            if bar is not None:
+                bar.update(1)
+
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            list(pool.map(work, range(len(items))))  # list(): re-raise the first error
+        return out
+
+    # ---- the backend interface ------------------------------------------------------
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest], bar=None) -> list[list[ContinuationScore]]:
+        return self._map(self._score_one, requests, bar)
+
+    def _score_one(self, req: LoglikelihoodRequest) -> list[ContinuationScore]:
+        body = {"model": self.model, "prompt": [req.context + c for c in req.continuations], "echo": True,
+                "max_tokens": 0, "logprobs": 1, "temperature": 0}
+        choices = sorted(self._request("POST", "/completions", body)["choices"], key=lambda c: c.get("index", 0))
+        return [_continuation_score(c.get("logprobs"), len(req.context), self.base_url) for c in choices]
+
+    def generate(self, requests: Sequence[GenerateRequest], bar=None) -> list[str]:
+        return self._map(self._generate_one, requests, bar)
+
+    def _generate_one(self, req: GenerateRequest) -> str:
+        body = {"model": self.model, "prompt": req.context, "max_tokens": req.max_new_tokens, "temperature": 0}
+        if req.stop:
+            body["stop"] = list(req.stop[:MAX_STOPS])
+        text = self._request("POST", "/completions", body)["choices"][0]["text"]
+        return cut_at_stop(text, req.stop)
+
+
+def _continuation_score(logprobs: Optional[dict], boundary: int, url: str) -> ContinuationScore:
+    if not logprobs or logprobs.get("token_logprobs") is None or logprobs.get("text_offset") is None:
+        raise UserError(f"{url}: the server returns no prompt log-probabilities (echo + logprobs); "
+                        "score this model with --mode generate")
+    total, n, greedy = 0.0, 0, True
+    for offset, lp, top in zip(logprobs["text_offset"], logprobs["token_logprobs"], logprobs["top_logprobs"] or []):
+        if offset < boundary or lp is None:
+            continue
+        total += lp
+        n += 1
+        greedy = greedy and bool(top) and lp >= max(top.values()) - 1e-6
+    if n == 0:
+        raise UserError(f"{url}: no token of the continuation came back; the server must echo the prompt")
+    return total, n, greedy
+
+
+def _error_message(exc: urllib.error.HTTPError) -> str:
+    try:
+        return json.loads(exc.read())["error"]["message"]
+    except Exception:  # any body at all: the status line says enough
+        return exc.reason or ""
