@@ -70,6 +70,7 @@ class HFBackend:
         whole = (ctx + cont)[:-1]
         return whole[-(self.max_length):]
 
+    @torch.no_grad()
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest], bar=None) -> list[list[ContinuationScore]]:
         """For each request, a score per continuation, in the request's order.
 
@@ -135,6 +136,7 @@ class HFBackend:
             i += bs
 
     # ---- generation ---------------------------------------------------------------
+    @torch.no_grad()
     def generate(self, requests: Sequence[GenerateRequest], bar=None) -> list[str]:
         order = sorted(range(len(requests)), key=lambda i: -len(requests[i].context))
         out: list[str] = [""] * len(requests)

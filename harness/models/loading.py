@@ -150,8 +150,7 @@ def load_model(args: ModelArgs) -> tuple[Any, Any, dict]:
 
         model = PeftModel.from_pretrained(model, str(adapters[0]))
     model.to(device)
-    model.eval()
-    torch.set_grad_enabled(False)
+    model.eval()  # callers score under torch.no_grad(); grad mode stays the caller's (trainers need it)
     info = {"model_folder": str(folder), "adapter_folders": [str(a) for a in adapters],
             "device": device, "dtype": str(dtype).replace("torch.", ""),
             "max_length": _max_length(model, tokenizer)}
