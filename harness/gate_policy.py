@@ -96,10 +96,16 @@ def load_policy(path: Path) -> Policy:
         where = getattr(exc, "problem_mark", None)
         line = f":{where.line + 1}" if where is not None else ""
         raise UserError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', None) or exc}); fix the file") from None
+    return parse_policy(data, str(path))
+
+
+def parse_policy(data, source: str) -> Policy:
+    """Check a policy given as data (a gates.yaml read, or a policy inline in another file,
+    such as pipeline.yaml's ``gate``); ``source`` names where it came from in errors."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise UserError(f"{path}: the policy must be a mapping of alpha, rank_by, rules")
+        raise UserError(f"{source}: the policy must be a mapping of alpha, rank_by, rules")
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
@@ -107,12 +113,12 @@ def load_policy(path: Path) -> Policy:
         loc = tuple(err["loc"])
         if err["type"] == "extra_forbidden":
             known = list(Rule.model_fields) if len(loc) > 1 and loc[0] == "rules" else list(Policy.model_fields)
-            raise UserError(f"{path}: unknown key '{loc[-1]}' at {_where(loc)}"
+            raise UserError(f"{source}: unknown key '{loc[-1]}' at {_where(loc)}"
                             f"{did_you_mean(str(loc[-1]), known)}; known keys: {', '.join(known)}") from None
         hint = ("; rules map task -> metric -> {max_drop, require_significant, min_gain, alpha}"
                 if loc and loc[0] == "rules" and len(loc) < 4 else "")
-        raise UserError(f"{path}: {_where(loc)}: {err['msg']} (got {err.get('input')!r}){hint}") from None
-    policy._source = str(path)
+        raise UserError(f"{source}: {_where(loc)}: {err['msg']} (got {err.get('input')!r}){hint}") from None
+    policy._source = source
     return policy
 
 
