@@ -28,6 +28,15 @@ class HFBackend:
         self.max_length = self.info["max_length"]
         self.batch_size = batch_size
 
+    def use_adapter(self, folder: str) -> None:
+        """Score with another LoRA adapter of the loaded base (``models/adapters.py``)."""
+        from dataclasses import replace
+
+        from .adapters import swap_adapter
+
+        self.info["adapter_folders"] = [swap_adapter(self.model, folder)]
+        self.args = replace(self.args, lora_model=[folder])
+
     # ---- tokenisation -------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
         # No special tokens, as lm-evaluation-harness does for causal LMs.
