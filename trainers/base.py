@@ -1,0 +1,130 @@
+"""What every training stage shares: its config fields, its result, and the stage contract.
+
+A stage is one module (``trainers/sft.py``, ...) named by an ``aimed.stages`` entry point
+in pyproject.toml. It exposes
+
+- ``NAME``: the stage's name (``"sft"``), the one recorded in every checkpoint manifest;
+- ``Config``: a dataclass subclassing :class:`StageConfig` with the stage's own fields;
+- ``train(config) -> StageResult``: trains, saves checkpoints, and lets the harness score
+  each one as it is saved (:mod:`aimed.trainers.checkpoints`).
+
+``aimed.trainers.stages.train_stage`` is the one entry point callers use; it validates the
+config and the parent checkpoint before the stage module runs. This module imports
+nothing heavy, because the CLI imports it at start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+FINETUNE_KINDS = ("lora", "full", "qlora")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class StageConfig:
+    """Fields common to every stage. Defaults < YAML < command-line flags.
+
+    Model:
+        model: the checkpoint this stage starts from: a folder (a full checkpoint, or a LoRA
+            adapter checkpoint of an earlier stage, merged in first) or a hub id. Required.
+        base_model: label of the base-model line (``tiny-llama``, ``qwen2-7b``); taken from
+            the parent's ``aimed_checkpoint.json`` when absent, else the parent folder's name.
+        output_dir: where the stage's ``checkpoint-<step>`` folders go (default
+            ``aimed_train/<base_model>/<stage>``).
+        overwrite: replace an existing, non-empty ``output_dir``.
+        template_name: chat template of the harness registry (``raw``, ``vicuna``, ``qwen``,
+            ..., ``tokenizer`` for the tokenizer's own); used for training prompts and for
+            scoring the checkpoints.
+        dtype: ``auto`` (bf16/fp16 on a GPU, fp32 on the CPU), ``float32``, ``bfloat16``,
+            ``float16``.
+        only_cpu: train on the CPU even when a GPU is there.
+
+    Fine-tuning:
+        finetune: ``lora`` (peft adapter; checkpoints are adapters), ``full`` (all weights),
+            ``qlora`` (4-bit base + LoRA; needs CUDA and bitsandbytes).
+        lora_r, lora_alpha, lora_dropout: the LoRA adapter's rank, scale and dropout.
+        lora_target_modules: ``all-linear`` or comma-separated module names
+            (``q_proj,v_proj``).
+
+    Optimisation:
+        learning_rate, lr_scheduler_type (transformers' names: ``linear``, ``cosine``,
+        ``constant``, ...), warmup_steps, max_steps (-1: run ``num_train_epochs``), num_train_epochs,
+        per_device_train_batch_size, gradient_accumulation_steps, seed.
+        save_steps: save (and score) a checkpoint every N optimizer steps; the last step is
+            always saved.
+        logging_steps: log the loss every N steps (the first step is always logged).
+
+    Data:
+        train_files: data files (a YAML list, or comma-separated on the command line);
+            relative paths are read from ``$AIMED_DATA`` when not found as given.
+        max_samples: use at most this many examples of each file (None: all).
+        max_length: longest training sequence in tokens (``pt``: the packed block size).
+
+    Scoring each checkpoint:
+        eval_tasks: tasks or groups the harness scores each saved checkpoint on (a list, or
+            comma-separated; empty: none). Default ``demo``.
+        eval_limit: score only the first N items of each task.
+        eval_mode: ``loglikelihood`` | ``cloze`` | ``generate`` (None: each task's default).
+        eval_db: the results index the runs are recorded in (default as ``aimed-eval
+            leaderboard`` reads: ``$AIMED_DB``, else ``aimed_runs/aimed_index.sqlite``).
+    """
+
+    model: str = ""
+    base_model: Optional[str] = None
+    output_dir: Optional[str] = None
+    overwrite: bool = False
+    template_name: str = "raw"
+    dtype: str = "auto"
+    only_cpu: bool = False
+
+    finetune: str = "lora"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: str = "all-linear"
+
+    learning_rate: float = 2e-4
+    lr_scheduler_type: str = "linear"
+    warmup_steps: int = 0
+    max_steps: int = -1
+    num_train_epochs: float = 1.0
+    per_device_train_batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    seed: int = 42
+    save_steps: int = 500
+    logging_steps: int = 10
+
+    train_files: list[str] = field(default_factory=list)
+    max_samples: Optional[int] = None
+    max_length: int = 512
+
+    eval_tasks: list[str] = field(default_factory=lambda: ["demo"])
+    eval_limit: Optional[int] = None
+    eval_mode: Optional[str] = None
+    eval_db: Optional[str] = None
+
+
+@dataclass
+class StageResult:
+    """What a finished stage hands back.
+
+    stage: the stage's name.
+    checkpoints: every saved checkpoint folder, in step order, the last included.
+    final: the last checkpoint (the model at the end of training).
+    train_metrics: figures of the training run: ``first_loss``, ``last_loss``, ``steps``,
+        and the stage's own (``rm``: pair accuracy before/after; ``dpo``: reward margins).
+    eval_runs: checkpoint folder -> its run folder, or None where scoring failed (a
+        warning was printed) or no eval_tasks were set.
+    scores: checkpoint folder -> its headline figures (``demo_mcq/acc``: value; for a
+        reward model its pair accuracy), for printing and the pipeline's choice.
+    """
+
+    stage: str
+    checkpoints: list[Path]
+    final: Path
+    train_metrics: dict = field(default_factory=dict)
+    eval_runs: dict = field(default_factory=dict)  # dict[Path, Optional[Path]]
+    scores: dict = field(default_factory=dict)  # dict[Path, dict[str, float]]

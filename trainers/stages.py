@@ -1,0 +1,193 @@
+"""The stage registry, config loading, and ``train_stage``: the one public way to train.
+
+Stages are found through the ``aimed.stages`` entry point group (pyproject.toml), so a team
+adds ORPO or KTO with one module and one entry-point line. ``load_stage_config`` merges
+defaults < YAML < command-line flags and rejects unknown keys by name. Nothing heavy is
+imported here: the CLI imports this module at start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import types
+import typing
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Optional
+
+from aimed.harness.errors import UserError, did_you_mean
+
+from .base import DTYPES, FINETUNE_KINDS, StageConfig, StageResult
+
+GROUP = "aimed.stages"
+
+
+def stage_names() -> list[str]:
+    """Registered stages, in training order where known, then the others by name."""
+    order = ["pt", "sft", "rm", "ppo", "dpo"]
+    names = {ep.name for ep in entry_points(group=GROUP)}
+    return [n for n in order if n in names] + sorted(names - set(order))
+
+
+def stage_module(stage: str) -> types.ModuleType:
+    """The module of ``stage`` (``NAME``, ``Config``, ``train``); a UserError when unknown."""
+    eps = {ep.name: ep for ep in entry_points(group=GROUP)}
+    if stage not in eps:
+        raise UserError(f"--stage {stage}: unknown stage{did_you_mean(stage, list(eps))}; "
+                        f"known: {', '.join(stage_names())}")
+    return importlib.import_module(eps[stage].value)
+
+
+def load_stage_config(stage: str, yaml_path: Optional[Path] = None,
+                      overrides: Optional[dict] = None) -> StageConfig:
+    """The stage's Config from its defaults, then ``yaml_path``, then ``overrides``.
+
+    YAML values keep their YAML types; override values may be strings (from the command
+    line) and are converted to each field's type. An unknown key, a value of the wrong type,
+    or a bad choice is a UserError naming the key and where it came from."""
+    cls = stage_module(stage).Config
+    values: dict[str, Any] = {}
+    if yaml_path is not None:
+        values.update(_read_yaml(Path(yaml_path), cls))
+    for key, value in (overrides or {}).items():
+        values[key] = _coerce(cls, key, value, f"--{key}")
+    try:
+        config = cls(**values)
+    except TypeError as exc:  # a required field of a stage's own Config left out
+        raise UserError(f"--stage {stage}: {exc}") from None
+    check_config(config, stage)
+    return config
+
+
+def _read_yaml(path: Path, cls) -> dict:
+    import yaml
+
+    if not path.is_file():
+        raise UserError(f"--config {path}: no such file; give the stage's YAML config")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: give a mapping of config keys to values, not {type(data).__name__}")
+    return {k: _coerce(cls, str(k), v, f"{path}: key {k!r}") for k, v in data.items()}
+
+
+def _coerce(cls, key: str, value: Any, where: str) -> Any:
+    """``value`` as the type of field ``key`` of ``cls``; strings are parsed (CLI flags)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if key not in fields:
+        raise UserError(f"{where}: unknown config key {key!r}{did_you_mean(key, list(fields))}; "
+                        f"see `aimed-eval train --stage ... --help` for the keys")
+    hint = typing.get_type_hints(cls)[key]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if optional:
+        hint = next(a for a in args if a is not type(None))
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
+        if optional:
+            return None
+        raise UserError(f"{where}: give a value for {key!r}")
+    origin = typing.get_origin(hint)
+    try:
+        if origin is list:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return [str(v).strip() for v in items if str(v).strip()]
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "1", "yes"):
+                return True
+            if str(value).lower() in ("false", "0", "no"):
+                return False
+            raise ValueError(value)
+        if hint is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is str:
+            return str(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: {value!r} is not a {getattr(hint, '__name__', hint)} "
+                        f"(key {key!r})") from None
+    return value
+
+
+def check_config(config: StageConfig, stage: str) -> None:
+    """Choices and ranges that do not depend on files (those come in ``train_stage``)."""
+    if not config.model:
+        raise UserError(f"--stage {stage}: give `model`, the checkpoint this stage starts from")
+    if config.finetune not in FINETUNE_KINDS:
+        raise UserError(f"finetune {config.finetune!r}: use one of {', '.join(FINETUNE_KINDS)}")
+    if config.dtype not in DTYPES:
+        raise UserError(f"dtype {config.dtype!r}: use one of {', '.join(DTYPES)}")
+    for key in ("per_device_train_batch_size", "gradient_accumulation_steps", "save_steps",
+                "logging_steps", "max_length", "lora_r"):
+        if getattr(config, key) < 1:
+            raise UserError(f"{key} {getattr(config, key)}: give a positive number")
+    if config.max_steps == 0 or config.max_steps < -1:
+        raise UserError(f"max_steps {config.max_steps}: give a positive number, or -1 for num_train_epochs")
+    if config.max_samples is not None and config.max_samples < 1:
+        raise UserError(f"max_samples {config.max_samples}: give a positive number, or leave it out for all")
+    if config.eval_limit is not None and config.eval_limit < 1:
+        raise UserError(f"eval_limit {config.eval_limit}: give a positive number, or leave it out for all")
+    if config.learning_rate <= 0:
+        raise UserError(f"learning_rate {config.learning_rate}: give a positive number")
+
+
+def train_stage(stage: str, config: StageConfig) -> StageResult:
+    """Run ``stage`` with ``config``: checks the parent checkpoint, the data files, the eval
+    tasks and the output folder before anything is written, then trains; every checkpoint
+    it saves gets its manifest and its scores (see :mod:`aimed.trainers.checkpoints`)."""
+    module = stage_module(stage)
+    if not isinstance(config, module.Config):
+        raise TypeError(f"train_stage({stage!r}) needs a {module.Config.__name__}, not {type(config).__name__}")
+    check_config(config, stage)
+    check_parent(config.model)
+    if config.eval_tasks:
+        from aimed.harness.taskregistry import resolve_tasks
+
+        resolve_tasks(list(config.eval_tasks))  # an unknown task fails now, not after training
+    out = Path(config.output_dir) if config.output_dir else None
+    if out is not None and out.is_file():
+        raise UserError(f"output_dir {out}: is a file; give a folder")
+    if out is not None and out.is_dir() and any(out.iterdir()) and not config.overwrite:
+        raise UserError(f"output_dir {out}: not empty; set overwrite: true to replace it, or give another folder")
+    return module.train(config)
+
+
+def check_parent(model: str) -> None:
+    """The parent checkpoint exists: a folder with config.json or adapter_config.json, or a
+    hub id (``org/name``) that names no local folder."""
+    from aimed.harness.models.loading import HUB_ID
+
+    p = Path(model).expanduser()
+    if p.is_dir():
+        if not ((p / "config.json").exists() or (p / "adapter_config.json").exists()):
+            raise UserError(f"model {model}: not a checkpoint folder (no config.json or adapter_config.json)")
+        return
+    if p.exists():
+        raise UserError(f"model {model}: is a file; give the parent checkpoint's folder")
+    looks_local = model.startswith((".", "/", "~")) or not HUB_ID.match(model) or p.parent.exists() \
+        and str(p.parent) not in ("", ".")
+    if looks_local:
+        raise UserError(f"model {model}: no such checkpoint folder; train the parent stage first "
+                        "or give an existing checkpoint (or a hub id like org/name)")
+
+
+def resolve_data_file(name: str) -> Path:
+    """A data file as given, else relative to ``$AIMED_DATA``; a UserError when neither exists."""
+    p = Path(name).expanduser()
+    if p.is_file():
+        return p
+    data = os.environ.get("AIMED_DATA")
+    if data and not p.is_absolute() and (Path(data) / p).is_file():
+        return Path(data) / p
+    where = f" (nor under AIMED_DATA={data})" if data else ""
+    raise UserError(f"train_files: {name}: no such file{where}; give a data file's path")
