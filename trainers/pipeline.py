@@ -1,0 +1,199 @@
+"""``aimed-eval pipeline``: PT → SFT → RM → PPO → DPO (or a subset) for each base model,
+with the gate between stages.
+
+A *line* is one base model's run through the stages. It starts with the base model's own
+scores; each policy stage then trains from the line's tip (the last promoted checkpoint),
+every checkpoint it saves is scored as it is saved (the trainers do that), and the gate
+(:mod:`pipeline_gate`) promotes the best checkpoint against the parent's scores or stops
+the line. ``rm`` is a side stage: it trains from the tip too, but its last checkpoint
+becomes the reward model of the RL stages and the tip stays where it was.
+
+Lines are independent: a gate that stops one, or a bad data file in one, does not stop
+the others. The state file (:mod:`pipeline_state`) is rewritten after every step, so a
+rerun of the same pipeline.yaml skips every stage whose result and gate decision are
+recorded and redoes only an interrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from aimed.harness.errors import UserError
+
+from .pipeline_config import REWARD_KEY, RL_STAGES, SIDE_STAGES, BaseModelSpec, PipelineConfig
+from .pipeline_gate import gate_stage, side_decision
+from .pipeline_state import PipelineState
+
+BASE_EVAL = "base-eval"
+
+
+@dataclass
+class PipelineOutcome:
+    state: PipelineState
+    trained: list[tuple[str, str]]   # (base model, stage) trained in this call, in order
+
+    @property
+    def lines(self) -> dict:
+        return self.state.data["lines"]
+
+    @property
+    def exit_code(self) -> int:
+        """0: every line done; 1: a gate stopped a line; 2: a line failed on bad input."""
+        statuses = {self.lines[n]["status"] for n in self.lines}
+        return 2 if "error" in statuses else 1 if "stopped" in statuses else 0
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def run_pipeline(config: PipelineConfig) -> PipelineOutcome:
+    state = PipelineState.open(config.state_file, config.path, config.index_db, config.stages)
+    config.output_root.mkdir(parents=True, exist_ok=True)
+    state.save()
+    trained: list[tuple[str, str]] = []
+    for base in config.base_models:
+        line = state.line(base.name, base.model)
+        try:
+            _run_line(config, state, base, line, trained)
+        except UserError as exc:  # this line's input is bad; the other lines go on
+            line.update(status="error", reason=exc.message)
+            state.save()
+            print(f"aimed-eval: error: [{base.name}] {exc.message}", file=sys.stderr, flush=True)
+    return PipelineOutcome(state, trained)
+
+
+def _template(config: PipelineConfig, base: BaseModelSpec) -> str:
+    first = config.stage_keys(base, config.stages[0])
+    return str(first.get("template_name", "raw"))
+
+
+def score_base(config: PipelineConfig, base: BaseModelSpec) -> Path:
+    """The base model's scores on the eval tasks, recorded as stage ``base`` of its line."""
+    from aimed.harness.evaluate import evaluate
+    from aimed.harness.index import record_run_dir
+    from aimed.harness.models.args import ModelArgs
+    from aimed.harness.runner import RunOptions
+
+    keys = config.stage_keys(base, config.stages[0])
+    args = ModelArgs(model=base.model, template_name=_template(config, base), dtype=str(keys.get("dtype", "auto")),
+                     only_cpu=bool(keys.get("only_cpu", False)))
+    opts = RunOptions(mode=config.eval_mode, limit=config.eval_limit, seed=int(keys.get("seed", 42)),
+                      template_name=_template(config, base), progress=False)
+    out = config.output_root / base.name / BASE_EVAL
+    result = evaluate(args, list(config.eval_tasks), opts, output_dir=out, use_cache=False, overwrite=True,
+                      meta={"stage": "base", "base_model": base.name})
+    record_run_dir(config.index_db, result.run_dir, result.results)
+    return result.run_dir
+
+
+def _run_line(config: PipelineConfig, state: PipelineState, base: BaseModelSpec, line: dict,
+              trained: list) -> None:
+    name = base.name
+    if line["status"] == "stopped":
+        say(f"[{name}] stopped earlier by the gate: {line['reason']} (recorded; nothing to do)")
+        return
+    line.update(status="running", reason="")
+    if not line["base_run"] or not (Path(line["base_run"]) / "results.json").is_file():
+        say(f"[{name}] scoring the base model {base.model} on {','.join(config.eval_tasks)} ...")
+        line["base_run"] = str(score_base(config, base))
+        state.save()
+    line["current"] = {"stage": "base", "checkpoint": base.model, "run_dir": line["base_run"]}
+    for stage in config.stages:
+        record = state.stage(line, stage)
+        digest = config.stage_hash(base, stage)
+        if record is not None and record["status"] == "done":
+            if record["hash"] != digest:
+                raise UserError(f"stage {stage} of {name} was run with other settings (see {state.path}); "
+                                f"give a new output_root, or remove {record['output_dir']} and its entry in the "
+                                "state file to run it again")
+            say(f"[{name}] {stage}: done earlier: {record['decision']['summary']}")
+        else:
+            record = _run_stage(config, state, base, line, stage, digest)
+            trained.append((name, stage))
+        decision = record["decision"]
+        if stage in SIDE_STAGES:
+            line["reward_model"] = decision["promoted_checkpoint"]
+        elif decision["go_on"]:
+            line["current"] = {"stage": stage, "checkpoint": decision["promoted_checkpoint"],
+                               "run_dir": decision["promoted_run"]}
+        if not decision["go_on"]:
+            line.update(status="stopped", reason=f"{stage}: {decision['summary']}")
+            state.save()
+            say(f"[{name}] line stopped at {stage}: the gate did not promote a checkpoint; the other "
+                "base models go on")
+            return
+    line["status"] = "done"
+    state.save()
+
+
+def _run_stage(config: PipelineConfig, state: PipelineState, base: BaseModelSpec, line: dict, stage: str,
+               digest: str) -> dict:
+    from . import stages
+
+    out = config.output_root / base.name / stage
+    if out.exists():  # an interrupted earlier attempt: its checkpoints were never gated
+        shutil.rmtree(out)
+    parent = line["current"]
+    keys = dict(config.stage_keys(base, stage))
+    if stage in RL_STAGES and REWARD_KEY not in keys:
+        keys[REWARD_KEY] = line["reward_model"]
+    keys.update(model=parent["checkpoint"], output_dir=str(out), base_model=base.name,
+                eval_tasks=list(config.eval_tasks) if stage not in SIDE_STAGES else [],
+                eval_limit=config.eval_limit, eval_mode=config.eval_mode, eval_db=str(config.index_db))
+    stage_config = stages.load_stage_config(stage, None, keys)
+    record = {"status": "running", "hash": digest, "started": time.time(), "finished": None,
+              "parent": parent["checkpoint"], "parent_stage": parent["stage"], "parent_run": parent["run_dir"],
+              "output_dir": str(out), "train_metrics": {}, "checkpoints": [], "decision": None}
+    line["stages"][stage] = record
+    state.save()
+    say(f"[{base.name}] {stage}: training from {parent['stage']} ({_short(parent['checkpoint'])}) ...")
+    result = stages.train_stage(stage, stage_config)
+    record["train_metrics"] = _jsonable(result.train_metrics)
+    if stage in SIDE_STAGES:
+        scores = (getattr(result, "scores", None) or {}).get(result.final, {})
+        record["checkpoints"] = [{"path": str(c), "step": None, "run_dir": None, "passed": None, "promoted": None,
+                                  "gain": None, "scores": _jsonable((getattr(result, "scores", None) or {}).get(c, {}))}
+                                 for c in result.checkpoints]
+        record["decision"] = side_decision(stage, Path(result.final), _jsonable(scores))
+    else:
+        record["checkpoints"], record["decision"] = gate_stage(
+            [Path(c) for c in result.checkpoints], {Path(c): r for c, r in result.eval_runs.items()},
+            Path(parent["run_dir"]), config.policy_for(stage), out)
+    record.update(status="done", finished=time.time())
+    state.save()
+    mark = {"promoted": "✅", "reward model": "🎯", "not promoted": "⛔", "failed": "❌"}[record["decision"]["verdict"]]
+    say(f"[{base.name}] {stage}: gate {mark} {record['decision']['summary']}")
+    return record
+
+
+def _short(path: str) -> str:
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def summary_lines(outcome: PipelineOutcome) -> list[str]:
+    """One block a base model: each stage's verdict and promoted checkpoint."""
+    out = []
+    for name, line in outcome.lines.items():
+        status = {"done": "done", "stopped": "stopped by the gate", "error": "failed",
+                  "running": "unfinished", "pending": "not started"}[line["status"]]
+        out.append(f"{name}: {status}" + (f" ({line['reason']})" if line["reason"] else ""))
+        for stage, rec in line["stages"].items():
+            d = rec.get("decision")
+            if d is None:
+                out.append(f"  {stage:<4} interrupted (will be redone)")
+                continue
+            ck = d.get("promoted_checkpoint") or d.get("candidate")
+            out.append(f"  {stage:<4} {d['verdict']:<13} {_short(ck) if ck else '—':<28} {d['summary']}")
+    return out
