@@ -1,10 +1,15 @@
 """The Hugging Face backend: batched log-likelihoods and greedy generation on a causal LM.
 
 Batches are left-padded (with position ids counted from each row's first real token),
-so every row's last context token sits in the last column. That lets the forward pass
-keep logits only for the last few positions (``logits_to_keep``): with a 150k
-vocabulary the output layer over every position would be most of the work.
-Requests are sorted longest first, so memory trouble shows up in the first batch.
+so every row's last context token sits in the last column. Requests are sorted longest
+first, so memory trouble shows up in the first batch.
+
+Two ways to compute each answer, with the same numbers (tests/harness/test_fast_paths.py):
+the fast paths of ``hf_fast.py`` (the default: the output layer only at scored positions,
+each cloze prompt run once with its options as cached continuations, greedy decoding
+that drops finished rows) and the plain paths below (``fast=False``: whole forward
+passes with ``logits_to_keep`` and ``model.generate``), which are the reference and the
+fallback for models the fast paths do not fit.
 """
 
 from __future__ import annotations
@@ -16,17 +21,20 @@ import torch
 from .args import ModelArgs
 from .loading import load_model
 from .requests import ContinuationScore, GenerateRequest, LoglikelihoodRequest, cut_at_stop
+from . import hf_fast
 
 
 class HFBackend:
     name = "hf"
 
-    def __init__(self, args: ModelArgs, batch_size: str | int = "auto"):
+    def __init__(self, args: ModelArgs, batch_size: str | int = "auto", fast: bool = True):
         self.args = args
         self.model, self.tokenizer, self.info = load_model(args)
         self.device = self.info["device"]
         self.max_length = self.info["max_length"]
         self.batch_size = batch_size
+        self.fast = fast  # False: the plain paths (reference, and fallback)
+        self._fast_checked = False
 
     def use_adapter(self, folder: str) -> None:
         """Score with another LoRA adapter of the loaded base (``models/adapters.py``)."""
@@ -62,17 +70,28 @@ class HFBackend:
         budget = 32768 if self.device.startswith("cuda") else 8192
         return max(1, min(64, budget // max(1, longest)))
 
+    def _logit_rows(self) -> int:
+        """Positions whose full-vocabulary logits may exist at once (64 MB of fp32 on a CPU)."""
+        budget = (1 << 26) if self.device.startswith("cuda") else (1 << 24)
+        return max(1, budget // int(self.model.config.vocab_size))
+
+    def _use_fast(self) -> bool:
+        """The fast paths, unless ``fast=False`` or this model's logits are not head(decoder(x))."""
+        if self.fast and not self._fast_checked:
+            self._fast_checked = True
+            vocab = min(len(self.tokenizer), int(self.model.config.vocab_size))
+            self.fast = hf_fast.parts_match(self.model, vocab, self.device)
+        return self.fast
+
+    @property
+    def _pad(self) -> int:
+        return self.tokenizer.pad_token_id or 0
+
     def _forward_tail(self, rows: Sequence[list[int]], keep: int) -> torch.Tensor:
         """Log-probabilities of the last ``keep`` positions of each left-padded row: [B, keep, V]."""
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-            mask[i, width - len(r):] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                         position_ids=positions.to(self.device), logits_to_keep=keep, use_cache=False)
+        ids, mask, positions = hf_fast.left_pad(rows, self._pad, self.device)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep,
+                         use_cache=False)
         return torch.log_softmax(out.logits[:, -keep:, :].float(), dim=-1)
 
     def _truncate(self, ctx: list[int], cont: list[int]) -> list[int]:
@@ -103,9 +122,66 @@ class HFBackend:
                 single[ri] = items
             else:
                 multi.extend(items)
-        self._score_single(single, results, bar)
+        if self._use_fast():
+            self._fast_single(single, results, bar)
+            multi = self._fast_multi(multi, results, bar)  # what it leaves: too long for one window
+        else:
+            self._score_single(single, results, bar)
         self._score_multi(multi, results, bar)
         return results  # type: ignore[return-value]
+
+    def _fast_single(self, single: dict[int, list], results, bar) -> None:
+        """One-token continuations: the output layer at each row's last position only."""
+        decoder, head = hf_fast.model_parts(self.model)
+        order = sorted(single, key=lambda ri: -len(single[ri][0][2]))
+        i = 0
+        while i < len(order):
+            chunk = order[i:i + self._batch_size(len(single[order[i]][0][2]))]
+            rows = [single[ri][0][2][-self.max_length:] for ri in chunk]
+            conts = [[cont[0] for *_, cont in single[ri]] for ri in chunk]
+            scores = hf_fast.next_token_scores(decoder, head, rows, conts, self._pad, self.device,
+                                               self._logit_rows())
+            for ri, row in zip(chunk, scores):
+                for (_, ci, _, _), score in zip(single[ri], row):
+                    results[ri][ci] = score
+            _advance(bar, len(chunk))
+            i += len(chunk)
+
+    def _fast_multi(self, multi: list, results, bar) -> list:
+        """Multi-token continuations (cloze): each request's context once, its continuations
+        as cached continuations of it. Returns the items it leaves to the plain path: those
+        of requests whose context and continuation do not fit in one window."""
+        groups: dict[int, list] = {}
+        for item in multi:
+            groups.setdefault(item[0], []).append(item)
+        fits, rest = [], []
+        for ri, items in groups.items():
+            ctx = items[0][2]
+            if all(it[2] == ctx and len(ctx) + len(it[3]) - 1 <= self.max_length for it in items):
+                fits.append(ri)
+            else:
+                rest.extend(items)
+        decoder, head = hf_fast.model_parts(self.model)
+        fits.sort(key=lambda ri: -len(groups[ri][0][2]))
+        i = 0
+        while i < len(fits):
+            first = groups[fits[i]]
+            # Batch size counts sequences (context + continuation), as the plain path's does.
+            cap = self._batch_size(len(first[0][2]) + max(len(it[3]) for it in first))
+            chunk, rows = [], 0
+            for ri in fits[i:]:
+                if chunk and rows + len(groups[ri]) > cap:
+                    break
+                chunk.append(ri)
+                rows += len(groups[ri])
+            items = [(groups[ri][0][2], [it[3] for it in groups[ri]]) for ri in chunk]
+            scores = hf_fast.score_continuations(decoder, head, items, self._pad, self.device, self._logit_rows())
+            for ri, row in zip(chunk, scores):
+                for (_, ci, _, _), score in zip(groups[ri], row):
+                    results[ri][ci] = score
+            _advance(bar, len(chunk))
+            i += len(chunk)
+        return rest
 
     def _score_single(self, single: dict[int, list], results, bar) -> None:
         order = sorted(single, key=lambda ri: -len(single[ri][0][2]))
@@ -170,21 +246,39 @@ class HFBackend:
     def _generate_batch(self, contexts: list[str], req: GenerateRequest) -> list[str]:
         budget = max(1, self.max_length - req.max_new_tokens)
         rows = [self.encode(c)[-budget:] or [self.tokenizer.eos_token_id] for c in contexts]
-        width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for b, r in enumerate(rows):
-            ids[b, width - len(r):] = torch.tensor(r)
-            mask[b, width - len(r):] = 1
+        if self._use_fast() and hf_fast.greedy_settings_plain(self.model.generation_config):
+            decoder, head = hf_fast.model_parts(self.model)
+            new = hf_fast.greedy_generate(decoder, head, rows, req.max_new_tokens, self._eos_ids(),
+                                          self._stop_check(req.stop), self._pad, self.device)
+            texts = [self.tokenizer.decode(ids, skip_special_tokens=True) for ids in new]
+            return [cut_at_stop(t, req.stop) for t in texts]
+        ids, mask, _ = hf_fast.left_pad(rows, self._pad, self.device)
         kwargs = {}
         if req.stop:
             kwargs.update(stop_strings=list(req.stop), tokenizer=self.tokenizer)
-        gen = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                  max_new_tokens=req.max_new_tokens, do_sample=False,
-                                  pad_token_id=pad, **kwargs)
-        texts = self.tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
+        gen = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=req.max_new_tokens,
+                                  do_sample=False, pad_token_id=self._pad, **kwargs)
+        texts = self.tokenizer.batch_decode(gen[:, ids.shape[1]:], skip_special_tokens=True)
         return [cut_at_stop(t, req.stop) for t in texts]
+
+    def _eos_ids(self) -> set[int]:
+        """The ids that end a sequence in ``model.generate`` (its generation config's)."""
+        eos = self.model.generation_config.eos_token_id
+        return set(eos if isinstance(eos, (list, tuple)) else [] if eos is None else [eos])
+
+    def _stop_check(self, stops: tuple[str, ...]):
+        """Has a stop string appeared in these generated ids? Only the tail is decoded: a
+        stop string first appears in the last few tokens (every token adds a byte or more)."""
+        stops = tuple(s for s in stops if s)
+        if not stops:
+            return lambda ids: False
+        window = 4 + max(len(s.encode("utf-8")) for s in stops)
+
+        def stopped(ids: list[int]) -> bool:
+            text = self.tokenizer.decode(ids[-window:], skip_special_tokens=True)
+            return any(s in text for s in stops)
+
+        return stopped
 
 
 def _advance(bar, n: int) -> None:

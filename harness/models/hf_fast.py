@@ -1,0 +1,206 @@
+"""The HF backend's fast paths: the output layer runs only where an answer needs it.
+
+With a 150k vocabulary the output layer (hidden x vocab) costs as much as several
+transformer layers at every position, so these paths run the decoder (the model
+without its output layer) and apply the output layer to the hidden states of the few
+positions that are scored:
+
+* ``score_positions``: log-probabilities of target tokens at chosen positions. The
+  log-softmax normaliser needs the whole vocabulary at each such position, so logits are
+  made in chunks of at most ``logit_rows`` positions: one chunk of logits is alive at a
+  time, never the full vocabulary for every position of a batch.
+* ``score_continuations`` (cloze): each item's prompt is run once, with a KV cache; the
+  cache rows are repeated once per option and all options of a batch of items run in
+  one batched forward as continuations of their prompt. The prompt's last hidden state
+  scores every option's first token (one output-layer row shared by all the options).
+* ``greedy_generate``: greedy decoding with a KV cache that drops a row as soon as it
+  stops (end-of-text or a stop string): no work on finished sequences.
+
+They compute the same numbers as the plain forward passes in ``hf.py`` (tests/harness/
+test_fast_paths.py holds them to 1e-4 and to identical tokens); the backend falls back
+to the plain paths for models where the decoder-then-head split would not hold.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+# Generation settings that change greedy logits; the fast loop applies none of them.
+LOGIT_CHANGING = {"repetition_penalty": (None, 1.0), "no_repeat_ngram_size": (None, 0),
+                  "encoder_no_repeat_ngram_size": (None, 0), "bad_words_ids": (None,),
+                  "suppress_tokens": (None,), "begin_suppress_tokens": (None,), "min_length": (None, 0),
+                  "min_new_tokens": (None, 0), "forced_bos_token_id": (None,), "forced_eos_token_id": (None,),
+                  "sequence_bias": (None,), "exponential_decay_length_penalty": (None,),
+                  "renormalize_logits": (None, False)}
+
+
+def model_parts(model):
+    """(decoder, output layer) of a causal LM, through a PEFT wrapper if there is one."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_decoder(), base.get_output_embeddings()
+
+
+def parts_match(model, vocab_size: int, device: str) -> bool:
+    """Does ``head(decoder(x))`` give the model's own logits? (False for models that scale,
+    cap or bias their logits after the output layer: those take the plain paths.)"""
+    try:
+        decoder, head = model_parts(model)
+        if decoder is None or head is None:
+            return False
+        g = torch.Generator().manual_seed(0)
+        ids = torch.randint(0, max(2, vocab_size), (2, 5), generator=g).to(device)
+        want = model(input_ids=ids, use_cache=False).logits[:, -1].float()
+        got = head(decoder(input_ids=ids, use_cache=False).last_hidden_state[:, -1]).float()
+        return want.shape == got.shape and torch.allclose(want, got, atol=1e-4, rtol=1e-4)
+    except Exception:  # any model this split does not fit takes the plain paths
+        return False
+
+
+def greedy_settings_plain(generation_config) -> bool:
+    """True when the model's generation config leaves greedy argmax alone."""
+    for name, defaults in LOGIT_CHANGING.items():
+        value = getattr(generation_config, name, None)
+        if value not in defaults:
+            return False
+    return True
+
+
+def left_pad(rows: Sequence[list[int]], pad: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ids, attention mask, position ids), every row's last token in the last column."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+        mask[i, width - len(r):] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return ids.to(device), mask.to(device), positions.to(device)
+
+
+def score_positions(head, hidden: torch.Tensor, pos: torch.Tensor, tok: torch.Tensor,
+                    logit_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(tok[q] | position pos[q]) and whether tok[q] is that position's argmax.
+
+    hidden: [P, H] final hidden states; pos, tok: [Q]. Logits exist for at most
+    ``logit_rows`` positions at a time."""
+    n = hidden.shape[0]
+    lse = torch.empty(n, dtype=torch.float32, device=hidden.device)
+    best = torch.empty(n, dtype=torch.long, device=hidden.device)
+    picked = torch.empty(pos.shape[0], dtype=torch.float32, device=hidden.device)
+    for start in range(0, n, logit_rows):
+        stop = min(n, start + logit_rows)
+        logits = head(hidden[start:stop]).float()  # [c, V]: the one chunk of logits alive
+        lse[start:stop] = torch.logsumexp(logits, dim=-1)
+        best[start:stop] = logits.argmax(-1)
+        inside = (pos >= start) & (pos < stop)
+        if inside.any():
+            picked[inside] = logits[pos[inside] - start, tok[inside]]
+        del logits
+    return picked - lse[pos], best[pos] == tok
+
+
+def next_token_scores(decoder, head, rows: Sequence[list[int]], conts: Sequence[Sequence[int]], pad: int,
+                      device, logit_rows: int) -> list[list[tuple[float, int, bool]]]:
+    """Score one-token continuations conts[i] after rows[i]: one position a row."""
+    ids, mask, positions = left_pad(rows, pad, device)
+    hidden = decoder(input_ids=ids, attention_mask=mask, position_ids=positions,
+                     use_cache=False).last_hidden_state[:, -1]  # [B, H]
+    pos = torch.tensor([b for b, c in enumerate(conts) for _ in c], dtype=torch.long, device=device)
+    tok = torch.tensor([t for c in conts for t in c], dtype=torch.long, device=device)
+    logp, greedy = score_positions(head, hidden, pos, tok, logit_rows)
+    logp, greedy = logp.tolist(), greedy.tolist()
+    out, q = [], 0
+    for c in conts:
+        out.append([(logp[q + j], 1, bool(greedy[q + j])) for j in range(len(c))])
+        q += len(c)
+    return out
+
+
+def score_continuations(decoder, head, items: Sequence[tuple[list[int], list[list[int]]]], pad: int,
+                        device, logit_rows: int) -> list[list[tuple[float, int, bool]]]:
+    """Score every continuation of every item after the item's shared context.
+
+    items: (context ids, [continuation ids, ...]). One forward over the contexts (KV
+    cached), one over all continuations (their cache rows repeated per continuation)."""
+    ids, mask, positions = left_pad([ctx for ctx, _ in items], pad, device)
+    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+    h_last = out.last_hidden_state[:, -1]  # [B, H]: predicts every option's first token
+    cache = out.cache
+    lengths = mask.sum(-1)  # [B]
+    runs = [(b, o, cont) for b, (_, conts) in enumerate(items) for o, cont in enumerate(conts)]
+    longer = [(b, cont) for b, _, cont in runs if len(cont) > 1]
+    pool = [h_last]
+    if longer:
+        width = max(len(c) - 1 for _, c in longer)
+        rows = torch.tensor([b for b, _ in longer], dtype=torch.long, device=device)
+        cache.batch_select_indices(rows)  # [R, heads, T, d]: each option row gets its prompt's keys and values
+        opt_ids = torch.full((len(longer), width), pad, dtype=torch.long)
+        opt_mask = torch.zeros((len(longer), width), dtype=torch.long)
+        for r, (_, cont) in enumerate(longer):  # right-padded: padding after the real tokens sees nothing real later
+            opt_ids[r, :len(cont) - 1] = torch.tensor(cont[:-1], dtype=torch.long)
+            opt_mask[r, :len(cont) - 1] = 1
+        opt_ids, opt_mask = opt_ids.to(device), opt_mask.to(device)
+        opt_pos = lengths[rows][:, None] + torch.arange(width, device=device)[None, :]
+        h_opt = decoder(input_ids=opt_ids, attention_mask=torch.cat([mask[rows], opt_mask], dim=1),
+                        position_ids=opt_pos, cache=cache, use_cache=True).last_hidden_state  # [R, W, H]
+        pool.append(h_opt[opt_mask.bool()])  # row-major: row r's token j at offset(r) + j
+        del h_opt
+    del cache, out
+    hidden = torch.cat(pool)
+    pos, tok = [], []
+    offset = len(items)
+    for b, _, cont in runs:
+        pos.append(b)
+        tok.append(cont[0])
+        if len(cont) > 1:
+            pos.extend(range(offset, offset + len(cont) - 1))
+            tok.extend(cont[1:])
+            offset += len(cont) - 1
+    logp, greedy = score_positions(head, hidden, torch.tensor(pos, device=device),
+                                   torch.tensor(tok, device=device), logit_rows)
+    logp, greedy = logp.tolist(), greedy.tolist()
+    results: list[list[tuple[float, int, bool]]] = [[] for _ in items]
+    q = 0
+    for b, _, cont in runs:
+        n = len(cont)
+        results[b].append((float(sum(logp[q:q + n])), n, all(greedy[q:q + n])))
+        q += n
+    return results
+
+
+def greedy_generate(decoder, head, rows: Sequence[list[int]], max_new: int, eos: set[int],
+                    stopped: Callable[[list[int]], bool], pad: int, device) -> list[list[int]]:
+    """Greedy continuations of ``rows`` (token ids, the stopping token included).
+
+    A row leaves the batch, and its cache rows are dropped, at end-of-text, when
+    ``stopped(its tokens)`` says a stop string appeared, or at ``max_new`` tokens."""
+    ids, mask, positions = left_pad(rows, pad, device)
+    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+    cache, hidden = out.cache, out.last_hidden_state[:, -1]
+    next_pos = mask.sum(-1)  # [A]: the position of the token to come
+    active = list(range(len(rows)))  # the original row of each batch row
+    generated: list[list[int]] = [[] for _ in rows]
+    del out
+    for step in range(max_new):
+        tokens = head(hidden).argmax(-1)  # [A]
+        keep = []
+        for a, (row, t) in enumerate(zip(active, tokens.tolist())):
+            generated[row].append(t)
+            if not (t in eos or step + 1 == max_new or stopped(generated[row])):
+                keep.append(a)
+        if not keep:
+            break
+        if len(keep) < len(active):
+            sel = torch.tensor(keep, dtype=torch.long, device=device)
+            cache.batch_select_indices(sel)
+            mask, next_pos, tokens = mask[sel], next_pos[sel], tokens[sel]
+            active = [active[a] for a in keep]
+        mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+        out = decoder(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos[:, None],
+                      cache=cache, use_cache=True)
+        hidden = out.last_hidden_state[:, -1]
+        next_pos = next_pos + 1
+        del out
+    return generated
