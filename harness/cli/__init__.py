@@ -11,9 +11,9 @@ import sys
 from typing import Optional
 
 from ..errors import UserError
-from . import chat_cmd, compare_cmd, demo_cmd, export_cmd, gate_cmd, import_cmd, merge_cmd, run_cmd, score_cmd, serve_cmd, tasks_cmd, webui_cmd
+from . import chat_cmd, compare_cmd, export_cmd, gate_cmd, import_cmd, merge_cmd, run_cmd, score_cmd, serve_cmd, tasks_cmd, webui_cmd
 
-COMMANDS = (run_cmd, tasks_cmd, score_cmd, export_cmd, demo_cmd, chat_cmd, merge_cmd, import_cmd, serve_cmd, webui_cmd, compare_cmd, gate_cmd)
+COMMANDS = (run_cmd, tasks_cmd, score_cmd, export_cmd, chat_cmd, merge_cmd, import_cmd, serve_cmd, webui_cmd, compare_cmd, gate_cmd)
 
 
 class _Parser(argparse.ArgumentParser):
