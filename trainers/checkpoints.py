@@ -68,7 +68,8 @@ class CheckpointScorer:
     base_folder: the full-weights folder the stage trains on (for adapter checkpoints, the
         folder the adapter applies on; it is scored as base + adapter).
     adapter: checkpoints are LoRA adapters (True) or full weights (False).
-    data: ``{path: examples used}`` of the training files, hashed into each manifest.
+    data: ``{path: examples used}`` of the training files, hashed into each manifest;
+        ``{"task:NAME": (data_hash, examples)}`` for harness tasks trained on.
     kind: ``causal_lm`` (scored by the harness) or ``reward_model`` (scored by ``extra_eval``).
     extra_eval: optional ``folder -> dict`` of the stage's own checkpoint figures (the RM's
         pair accuracy), stored in the manifest's ``eval`` and in the stage result.
@@ -78,8 +79,9 @@ class CheckpointScorer:
                  data: dict, kind: str = "causal_lm", extra_eval: Optional[Callable[[Path], dict]] = None):
         self.stage, self.config, self.parent = stage, config, parent
         self.base_folder, self.adapter, self.kind, self.extra_eval = base_folder, adapter, kind, extra_eval
-        self.data = [{"path": str(Path(p).resolve()), "sha256": file_sha256(Path(p)), "examples": n}
-                     for p, n in data.items()]
+        self.data = [{"task": str(k)[5:], "sha256": v[0], "examples": v[1]} if str(k).startswith("task:")
+                     else {"path": str(Path(k).resolve()), "sha256": file_sha256(Path(k)), "examples": v}
+                     for k, v in data.items()]
         self.checkpoints: list[Path] = []
         self.eval_runs: dict = {}
         self.scores: dict = {}  # checkpoint -> {task/metric: value} or the extra_eval figures

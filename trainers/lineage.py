@@ -91,3 +91,11 @@ def start_output(stage: str, config: StageConfig, parent: Parent) -> tuple[Path,
     out = output_dir_of(stage, config, parent.base_model)
     clear_output_dir(out)
     return out, full_weights_folder(parent, out)
+
+
+def tokenizer_folder(parent: Parent) -> str:
+    """Where the parent's tokenizer is: its own folder, else (a bare adapter) its base's."""
+    p = Path(parent.path)
+    if any((p / f).exists() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+        return parent.path
+    return parent.adapter_base or parent.path
