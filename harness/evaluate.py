@@ -6,12 +6,13 @@ import json
 import platform
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Iterator, Optional
 
 from .cache import NoCache, ResponseCache
+from .distributed import world
 from .errors import UserError
 from .models.args import ModelArgs
 from .models.fingerprint import combine, folder_fingerprint
@@ -50,6 +51,8 @@ def model_fingerprint(backend, args: ModelArgs, cache) -> str:
     if args.tokenizer_path:
         parts.append(folder_fingerprint(Path(args.tokenizer_path), memo))
     parts += [f"template={args.template_name}", f"dtype={info['dtype']}", f"resize={args.resize_emb}"]
+    if backend.name != "hf":  # another engine's numbers (e.g. vLLM's kernels) are not the hf backend's
+        parts.append(f"backend={backend.name}")
     return combine(*parts)
 
 
@@ -75,26 +78,54 @@ def evaluate(args: ModelArgs, task_names: list[str], opts: RunOptions, *, output
 
     ``meta`` (``--meta stage=sft,base_model=qwen2-7b,step=200``) labels a checkpoint that
     has no ``aimed_checkpoint.json``; the manifest wins where both say something."""
-    started = time.time()
-    tasks = resolve_tasks(task_names)
     output_dir = Path(output_dir) if output_dir else default_output_dir(args.model)
-    prepare_output_dir(output_dir, overwrite)
+    return list(iter_runs([args], task_names, opts, [output_dir], cache_dir=cache_dir, use_cache=use_cache,
+                          batch_size=batch_size, overwrite=overwrite, backend=backend, meta=meta))[0]
+
+
+def iter_runs(runs: list[ModelArgs], task_names: list[str], opts: RunOptions, output_dirs: list[Path], *,
+              cache_dir: Optional[Path] = None, use_cache: bool = True, batch_size: str = "auto",
+              overwrite: bool = False, backend=None, meta: Optional[dict] = None,
+              backend_factory: Optional[Callable[[], Any]] = None) -> Iterator[RunResult]:
+    """Score each of ``runs`` (one base, one adapter each; see ``models/adapters.py``) into its
+    own run folder, yielding each result as it is written. The model is loaded once (by
+    ``backend_factory`` when given, after the tasks and folders are checked) and the
+    adapters are swapped in turn. Under a data-parallel launch every process scores a
+    shard and only rank 0 writes the folders."""
+    tasks = resolve_tasks(task_names)
+    output_dirs = [Path(d) for d in output_dirs]
+    for d in output_dirs:  # every folder checked before any model work
+        prepare_output_dir(d, overwrite)
     for task in tasks:  # fail on bad data before the (slow) model load
         task.samples()
         if task.fewshot_path and (opts.num_fewshot or task.spec.num_fewshot):
             task.fewshot_pool()
-    if opts.template_name != args.template_name:
-        args.template_name = opts.template_name
+    runs = [replace(a, template_name=opts.template_name) for a in runs]
     cache = ResponseCache(cache_dir) if use_cache and cache_dir else NoCache()
-    load_started = time.perf_counter()
-    if backend is None:
-        from .models.hf import HFBackend
+    try:
+        for i, (args, output_dir) in enumerate(zip(runs, output_dirs)):
+            started = time.time()
+            load_started = time.perf_counter()
+            if backend is None and backend_factory is not None:
+                backend = backend_factory()
+            if backend is None:
+                from .models.hf import HFBackend
 
-        backend = HFBackend(args, batch_size=batch_size)
-    load_seconds = time.perf_counter() - load_started
+                backend = HFBackend(args, batch_size=batch_size)
+            elif i:
+                backend.use_adapter(args.lora_model[0])
+            load_seconds = time.perf_counter() - load_started
+            yield _score_and_write(args, backend, tasks, task_names, opts, cache, output_dir, batch_size, meta,
+                                   started, load_seconds)
+    finally:
+        cache.close()
+
+
+def _score_and_write(args: ModelArgs, backend, tasks: list, task_names: list[str], opts: RunOptions, cache,
+                     output_dir: Path, batch_size: str, meta: Optional[dict], started: float,
+                     load_seconds: float) -> RunResult:
     fingerprint = model_fingerprint(backend, args, cache)
     outcomes = [run_task(t, backend, cache, fingerprint, opts) for t in tasks]
-    cache.close()
     model_folder = Path(backend.info["model_folder"]) if backend.info["model_folder"] else None
     adapters = [Path(a) for a in backend.info["adapter_folders"]]
     checkpoint = adapters[0] if adapters else model_folder
@@ -121,13 +152,14 @@ def evaluate(args: ModelArgs, task_names: list[str], opts: RunOptions, *, output
         "options": {"mode": opts.mode, "num_fewshot": opts.num_fewshot, "cloze_norm": opts.cloze_norm,
                     "template_name": opts.template_name},
         "versions": package_versions(), "python": platform.python_version(),
-        "timings": {"load_seconds": round(load_seconds, 3),
+        "timings": {"load_seconds": round(load_seconds, 3), "processes": world().size,
                     **{o.task.name: {"seconds": round(o.seconds, 3), "computed": o.computed,
                                      "cached": o.cached} for o in outcomes}},
     }
     results = build_results(outcomes, group_tree(task_names), config, aimed, started)
-    run_dir = write_run(output_dir, results, {o.task.name: o.records for o in outcomes})
-    return RunResult(run_dir, results, outcomes)
+    if world().is_main:  # the other processes of a data-parallel run only scored their shards
+        write_run(output_dir, results, {o.task.name: o.records for o in outcomes})
+    return RunResult(output_dir, results, outcomes)
 
 
 def _model_args_string(args: ModelArgs) -> str:

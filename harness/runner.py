@@ -13,6 +13,7 @@ from typing import Any, Optional
 from tqdm.auto import tqdm
 
 from .cache import request_key
+from .distributed import world
 from .errors import UserError
 from .models.requests import GenerateRequest, LoglikelihoodRequest
 from .prompts import PromptConfig, build_context, continuations, pick_fewshot
@@ -94,14 +95,22 @@ def _request_payload(req: Any) -> tuple[str, Any]:
 
 
 def compute(backend, cache, model_fp: str, requests: list, progress: bool, desc: str) -> tuple[list, int]:
-    """Responses for every request, from the cache where possible; (responses, computed)."""
+    """Responses for every request, from the cache where possible; (responses, computed).
+
+    Under a data-parallel launch each process computes its shard of the missing requests
+    and the answers are exchanged at the end, so every process returns them all."""
+    procs = world()
     keys = [request_key(*_request_payload(r)) for r in requests]
     found = cache.get_many(model_fp, keys)
     todo = [i for i, k in enumerate(keys) if k not in found]
-    bar = tqdm(total=len(requests), initial=len(requests) - len(todo), desc=desc, unit="item",
-               disable=not progress or not todo, dynamic_ncols=True)
-    for start in range(0, len(todo), CHUNK):
-        part = todo[start:start + CHUNK]
+    if procs.size > 1:  # rank 0's view decides the shards, should another run write meanwhile
+        todo = procs.gather(todo)[0]
+    mine = procs.shard(todo)
+    done = len(requests) - len(todo)
+    bar = tqdm(total=done + len(mine), initial=done, desc=desc, unit="item",
+               disable=not progress or not todo or not procs.is_main, dynamic_ncols=True)
+    for start in range(0, len(mine), CHUNK):
+        part = mine[start:start + CHUNK]
         batch = [requests[i] for i in part]
         if isinstance(batch[0], LoglikelihoodRequest):
             answers: list = backend.loglikelihood(batch, bar=bar)
@@ -111,6 +120,11 @@ def compute(backend, cache, model_fp: str, requests: list, progress: bool, desc:
         cache.put_many(model_fp, new)
         found.update(new)
     bar.close()
+    if procs.size > 1:
+        for answers in procs.gather({keys[i]: found[keys[i]] for i in mine}):
+            found.update(answers)
+        if missing := [k for k in keys if k not in found]:  # cached for rank 0, not yet read here
+            found.update(cache.get_many(model_fp, missing))
     return [found[k] for k in keys], len(todo)
 
 

@@ -1,4 +1,5 @@
-"""``--backend``: score in-process (``hf``) or through an OpenAI-compatible server (``openai``)."""
+"""``--backend``: score in-process (``hf``), on vLLM's engine (``vllm``, GPUs) or through an
+OpenAI-compatible server (``openai``)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import os
 
 from ..errors import UserError
 
-BACKENDS = ("hf", "openai")
+BACKENDS = ("hf", "vllm", "openai")
 
 
 def add_backend_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("backend")
     g.add_argument("--backend", choices=BACKENDS, default="hf",
-                   help="hf: load the checkpoint here (default); openai: an OpenAI-compatible server "
+                   help="hf: load the checkpoint here (default); vllm: load it into vLLM on the GPU "
+                        "(pip install 'aimed-eval[vllm]'); openai: an OpenAI-compatible server "
                         "(--model is then the id it serves)")
     g.add_argument("--base_url", default=None, help="the server's API root, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--api_key", default=None, help="the server's key (default: $OPENAI_API_KEY)")
@@ -22,12 +24,18 @@ def add_backend_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--request_timeout", type=float, default=120.0, help="seconds a request may take")
 
 
-def make_backend(ns: argparse.Namespace):
-    """The backend ``--backend`` names; None for ``hf`` (``evaluate`` loads it itself)."""
+def make_backend(ns: argparse.Namespace, runs: list):
+    """The backend ``--backend`` names; None for ``hf`` (``evaluate`` loads it itself).
+    ``runs``: the model arguments of each run (one adapter each when several)."""
+    if ns.backend in ("hf", "vllm") and ns.base_url:
+        raise UserError("--base_url is for --backend openai; add it or drop --base_url")
     if ns.backend == "hf":
-        if ns.base_url:
-            raise UserError("--base_url is for --backend openai; add it or drop --base_url")
         return None
+    if ns.backend == "vllm":
+        from ..models.vllm_backend import VLLMBackend, import_vllm
+
+        import_vllm()  # the missing-package message before anything else
+        return VLLMBackend(runs[0], adapter_folders=[a for r in runs for a in r.lora_model])
     if not ns.base_url:
         raise UserError("--backend openai: give --base_url, e.g. http://127.0.0.1:8000/v1")
     if ns.concurrency < 1 or ns.max_retries < 0 or ns.request_timeout <= 0:

@@ -13,8 +13,10 @@ def add_model_flags(p: argparse.ArgumentParser, required: bool = True, template_
     original tools did."""
     g = p.add_argument_group("model")
     g.add_argument("--model", "--base_model", dest="model", required=required,
-                   help="checkpoint folder or hub id (--base_model is the original tools' name)")
-    g.add_argument("--lora_model", default="", help="PEFT LoRA adapter folder or hub id, applied on --model")
+                   help="checkpoint folder or hub id (--base_model is the original tools' name); "
+                        "for `run`, also LoRA adapter folders a,b,c of one base, each scored on its own")
+    g.add_argument("--lora_model", default="", help="PEFT LoRA adapter folder or hub id, applied on --model; "
+                   "for `run`, a,b,c scores each adapter on its own (one base load, a run folder each)")
     g.add_argument("--tokenizer_path", default=None, help="tokenizer folder, when not the model's own")
     g.add_argument("--template_name", default=template_default, choices=template_names(), metavar="NAME",
                    help=f"chat template: {', '.join(template_names())} (default: {template_default})")

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from ..cache import default_cache_dir
 from ..errors import UserError
-from ..evaluate import default_output_dir, evaluate
+from ..distributed import finish, world
+from ..evaluate import default_output_dir, iter_runs
 from ..index import DB_ENV, connect, default_db, record_run_dir
+from ..models.adapters import plan_runs, run_names
 from ..runner import RunOptions
 from ..scoring.score import CLOZE_NORMS
 from ..taskspec import MODES
@@ -32,7 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=1234, help="seed for few-shot sampling")
     p.add_argument("--limit", type=int, default=None, help="score only the first N items of each task")
     p.add_argument("--batch_size", default="auto", help="N or auto")
-    p.add_argument("--output_dir", type=Path, default=None, help="run folder (default: aimed_runs/<model>-<time>)")
+    p.add_argument("--output_dir", type=Path, default=None, help="run folder (default: aimed_runs/<model>-<time>); with several "
+                   "adapters, the folder that holds one run folder an adapter")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output_dir")
     p.add_argument("--cache_dir", type=Path, default=None,
                    help="response cache folder (default: $AIMED_CACHE or ~/.cache/aimed-eval)")
@@ -58,21 +61,47 @@ def run(ns: argparse.Namespace) -> int:
                       template_name=ns.template_name, cloze_norm=ns.cloze_norm, progress=not ns.quiet)
     names = [t.strip() for t in ns.tasks.split(",") if t.strip()]
     meta = parse_meta(ns.meta)
-    output_dir = ns.output_dir or default_output_dir(args.model)
-    db_path = None if ns.no_index else (ns.db or default_db(output_dir.parent))
+    runs = plan_runs(args) if ns.backend != "openai" else [args]
+    output_dirs = run_folders(runs, ns.output_dir)
+    db_path = None if ns.no_index else (ns.db or default_db(output_dirs[0].parent))
     if db_path is not None and db_path.exists():  # a bad --db fails now, not after the (slow) run
         connect(db_path).close()
-    result = evaluate(args, names, opts, output_dir=output_dir,
-                      cache_dir=ns.cache_dir or default_cache_dir(), use_cache=not ns.no_cache,
-                      batch_size=ns.batch_size, overwrite=ns.overwrite, meta=meta,
-                      backend=make_backend(ns))
-    print_summary(result.results)
-    print(f"run folder: {result.run_dir}")
-    if db_path is not None:
-        record(db_path, result.run_dir, result.results)
-    if os.environ.get("AIMED_PRINT_TIMINGS"):
-        print(result.results["aimed"]["timings"])
+    if ns.backend == "vllm":
+        from ..models.vllm_backend import import_vllm
+
+        import_vllm()  # a missing package is said before any other work
+    procs = world()
+    if procs.size > 1 and ns.backend != "hf":
+        finish(ok=False)
+        raise UserError(f"--backend {ns.backend}: data-parallel launches are for --backend hf; run one process "
+                        "(vLLM and servers batch across requests themselves)")
+    ok = False
+    try:
+        for result in iter_runs(runs, names, opts, output_dirs, cache_dir=ns.cache_dir or default_cache_dir(),
+                                use_cache=not ns.no_cache, batch_size=ns.batch_size, overwrite=ns.overwrite,
+                                meta=meta, backend_factory=lambda: make_backend(ns, runs)):
+            if not procs.is_main:  # data-parallel launches: rank 0 alone prints and records
+                continue
+            if len(runs) > 1:
+                print(f"== {result.results['config']['model_args']}")
+            print_summary(result.results)
+            print(f"run folder: {result.run_dir}")
+            if db_path is not None:
+                record(db_path, result.run_dir, result.results)
+            if os.environ.get("AIMED_PRINT_TIMINGS"):
+                print(result.results["aimed"]["timings"])
+        ok = True
+    finally:
+        finish(ok)
     return 0
+
+
+def run_folders(runs: list, output_dir: Path | None) -> list[Path]:
+    """One run folder: ``--output_dir`` itself. Several adapters: a subfolder of it each."""
+    if len(runs) == 1:
+        return [output_dir or default_output_dir(runs[0].model)]
+    root = output_dir or default_output_dir(runs[0].model)
+    return [root / name for name in run_names(runs)]
 
 
 def record(db_path: Path, run_dir: Path, results: dict) -> None:
