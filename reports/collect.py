@@ -47,6 +47,7 @@ class ReportContent:
     comparison: Optional[dict] = None       # Comparison.to_dict()
     comparison_note: str = ""
     labels: dict[str, str] = field(default_factory=dict)  # run_id -> short checkpoint label
+    pipeline: Optional[dict] = None         # the pipeline's state file (gate decisions), if any
 
 
 def split_list(text: Optional[str]) -> Optional[list[str]]:

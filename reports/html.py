@@ -152,14 +152,27 @@ def comparison_section(c: ReportContent, charts: _Charts) -> str:
         flip_table)
 
 
+def pipeline_section(c: ReportContent) -> str:
+    from . import pipeline as pl
+
+    parts = [_note(pl.intro(c.pipeline))]
+    for name, line in c.pipeline["lines"].items():
+        parts += [f"<h3>{escape(pl.line_title(name, line))}</h3>",
+                  _table(pl.STAGE_HEADER, pl.stage_rows(line))]
+    return _section("pipeline", "Pipeline", *parts)
+
+
 def render(c: ReportContent) -> str:
     charts = _Charts()
     sections = [leaderboard_section(c), tasks_section(c, charts), progression_section(c, charts),
                 categories_section(c, charts), comparison_section(c, charts)]
+    links = [("leaderboard", "Leaderboard"), ("tasks", "By task"), ("progression", "Progression"),
+             ("categories", "By category"), ("comparison", "Comparison")]
+    if c.pipeline is not None:  # the gate decisions right after the leaderboard they explain
+        sections.insert(1, pipeline_section(c))
+        links.insert(1, ("pipeline", "Pipeline"))
     plotly_js = get_plotlyjs().replace("</script", "<\\/script")  # never close our own tag early
-    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (("leaderboard", "Leaderboard"), ("tasks", "By task"),
-                                                         ("progression", "Progression"), ("categories", "By category"),
-                                                         ("comparison", "Comparison")))
+    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in links)
     return (
         "<!DOCTYPE html>\n<html lang=\"zh\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

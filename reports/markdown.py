@@ -87,9 +87,20 @@ def comparison_section(c: ReportContent) -> str:
         fmt.flip_summary(flips), flip_table]).rstrip() + "\n"
 
 
+def pipeline_section(c: ReportContent) -> str:
+    from . import pipeline as pl
+
+    parts = ["## Pipeline", _cell(pl.intro(c.pipeline))]
+    for name, line in c.pipeline["lines"].items():
+        parts += [f"### {_cell(pl.line_title(name, line))}", _table(pl.STAGE_HEADER, pl.stage_rows(line))]
+    return "\n\n".join(parts)
+
+
 def render(c: ReportContent) -> str:
     head = (f"# AiMed-Eval report\n\nGenerated {c.generated} from `{c.db_path}`; filters: {c.filters.describe()}; "
             f"{len(c.board.rows)} checkpoints, {len(c.board.tasks)} tasks.")
     parts = [head, leaderboard_section(c), tasks_section(c), progression_section(c), categories_section(c),
              comparison_section(c)]
+    if c.pipeline is not None:  # the gate decisions right after the leaderboard they explain
+        parts.insert(2, pipeline_section(c))
     return "\n\n".join(p.rstrip() for p in parts) + "\n"

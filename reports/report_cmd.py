@@ -34,6 +34,9 @@ def add_parser(sub) -> None:
     p.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), default=None,
                    help="compare these two runs (folders or run ids); default: best checkpoint vs its parent")
     p.add_argument("--format", choices=FORMATS, default="html", help="html (default) or markdown")
+    p.add_argument("--pipeline", type=Path, default=None,
+                   help="a pipeline's pipeline_state.json: its gate decisions get a section (default: the one "
+                        "beside the index, if there is one)")
     p.set_defaults(func=run)
 
 
@@ -79,7 +82,12 @@ def run(ns: argparse.Namespace) -> int:
                         "or `aimed-eval import`, or point --db / AIMED_DB at an index")
     filters = collect.Filters(collect.split_list(ns.base_model), collect.split_list(ns.stage),
                               collect.split_list(ns.tasks))
+    from .pipeline import discover, load_state
+
+    state_file = ns.pipeline or discover(Path(db_path))
+    state = load_state(state_file) if state_file else None
     content = collect.collect(Path(db_path), filters, tuple(ns.compare) if ns.compare else None)
+    content.pipeline = state
     if ns.format == "markdown":
         from .markdown import render
     else:
