@@ -254,8 +254,10 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
         try:
             check_parent(model)
         except UserError as exc:
+            reason = exc.message.removeprefix("model ").split(";")[0]
             raise UserError(f"{path}{_line_of(text, ('base_models', i, 'model'))}: base_models[{i}].model: "
-                            f"{exc.message.removeprefix('model ')}") from None
+                            f"{reason}; give a checkpoint folder (relative paths are read from the YAML "
+                            "file's folder) or a hub id like org/name") from None
         if only is None or b.name in only:
             bases.append(BaseModelSpec(b.name, model, _resolve_paths(folder, b.config)))
     if only:
