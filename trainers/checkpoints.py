@@ -205,10 +205,23 @@ def make_score_on_save(scorer: CheckpointScorer):
     return ScoreOnSave()
 
 
-def run_trainer(trainer, scorer: CheckpointScorer, output_dir: Path, extra_metrics: Optional[dict] = None) -> StageResult:
-    """Train with ``trainer`` (every save scored), then mark the stage done."""
+def run_trainer(trainer, scorer: CheckpointScorer, output_dir: Path, extra_metrics: Optional[dict] = None,
+                after: Optional[Callable[[], dict]] = None) -> StageResult:
+    """Train with ``trainer`` (every save scored), then mark the stage done.
+
+    ``extra_metrics`` and ``after()`` (figures measured once training is over) join the
+    first/last loss in the result's ``train_metrics``."""
     trainer.add_callback(make_score_on_save(scorer))
     trainer.train()
     metrics = loss_figures(trainer.state.log_history)
     metrics.update(extra_metrics or {})
+    metrics.update(after() if after else {})
     return scorer.finish(output_dir, metrics)
+
+
+def require_examples(trainer, stage: str, max_length: int) -> None:
+    """A trainer whose data preparation dropped every example (too long) is bad input."""
+    if len(trainer.train_dataset) == 0:
+        from aimed.harness.errors import UserError
+
+        raise UserError(f"{stage}: no training example fits max_length {max_length} tokens; raise max_length")

@@ -62,7 +62,7 @@ def train_on_tokens(stage: str, config: StageConfig, examples: list[tuple[list[i
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from .checkpoints import CheckpointScorer, run_trainer
+    from .checkpoints import CheckpointScorer, require_examples, run_trainer
     from .lineage import start_output
     from .modeling import load_model, lora_config, training_args
 
@@ -73,6 +73,7 @@ def train_on_tokens(stage: str, config: StageConfig, examples: list[tuple[list[i
     peft = lora_config(config)
     trainer = SFTTrainer(model=load_model(weights, config), args=args, train_dataset=dataset,
                          processing_class=tokenizer, peft_config=peft)
+    require_examples(trainer, stage, config.max_length)
     scorer = CheckpointScorer(stage, config, parent, weights, adapter=peft is not None, data=counts)
     return run_trainer(trainer, scorer, out, {"examples": len(examples)})
 

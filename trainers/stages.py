@@ -154,12 +154,44 @@ def train_stage(stage: str, config: StageConfig) -> StageResult:
         from aimed.harness.taskregistry import resolve_tasks
 
         resolve_tasks(list(config.eval_tasks))  # an unknown task fails now, not after training
-    out = Path(config.output_dir) if config.output_dir else None
-    if out is not None and out.is_file():
+    from .lineage import resolve_parent
+    from .modeling import output_dir_of
+
+    parent = resolve_parent(config)
+    out = output_dir_of(stage, config, parent.base_model)
+    here = out.expanduser().resolve()
+    if here in (Path.cwd(), *Path.cwd().parents, Path.home()) or _inside(Path(parent.path), here):
+        raise UserError(f"output_dir {out}: would replace the working folder, the home folder or the parent "
+                        "checkpoint; give a folder of its own for this stage")
+    if out.is_file():
         raise UserError(f"output_dir {out}: is a file; give a folder")
-    if out is not None and out.is_dir() and any(out.iterdir()) and not config.overwrite:
+    if out.is_dir() and any(out.iterdir()) and not config.overwrite:
         raise UserError(f"output_dir {out}: not empty; set overwrite: true to replace it, or give another folder")
-    return module.train(config)
+    try:
+        return module.train(config)
+    except UserError:
+        _drop_unfinished(out)
+        raise
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.expanduser().resolve().relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def _drop_unfinished(out: Path) -> None:
+    """After bad input found mid-way (e.g. no example fits max_length once the trainer has
+    prepared the data), leave no half-made stage folder: remove it unless a checkpoint in it
+    was finished (has its manifest)."""
+    import shutil
+
+    from aimed.harness.evaluate import MANIFEST
+
+    if out.is_dir() and not any(out.glob(f"checkpoint-*/{MANIFEST}")):
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def check_parent(model: str) -> None:
