@@ -53,6 +53,7 @@ class Config(StageConfig):
     max_grad_norm: gradient clipping.
     """
 
+    template_name: str = "vicuna"  # as sft's and rm's: the layout the policy and the reward model know
     reward_model: str = ""
     rollout_batch_size: int = 16
     ppo_epochs: int = 4
@@ -76,7 +77,7 @@ class Config(StageConfig):
 
 
 def check_ppo_config(c: Config, need_reward_model: bool = True) -> None:
-    from .reward_scorer import check_reward_model
+    from .rl_reward import check_reward_model
 
     if need_reward_model:
         check_reward_model(c.reward_model)
@@ -91,36 +92,24 @@ def check_ppo_config(c: Config, need_reward_model: bool = True) -> None:
     if c.response_length >= c.max_length:
         raise UserError(f"response_length {c.response_length}: must be below max_length {c.max_length} "
                         "(prompt and response share it)")
-    if not c.train_files:
-        raise UserError("train_files: give the prompt files (SFT or preference data) PPO asks questions from")
 
 
 def train(config: Config, reward_fn=None) -> StageResult:
     """Run PPO. ``reward_fn(prompts, responses) -> scores`` replaces the reward model (tests,
     Python callers; a YAML config always names a reward model)."""
-    from .lineage import resolve_parent, start_output
+    from .data_files import data_files
+    from .lineage import resolve_parent, start_output, tokenizer_folder
+    from .modeling import check_qlora, load_tokenizer
     from .rlhf_data import read_prompts
-    from .stages import resolve_data_file
 
     check_ppo_config(config, need_reward_model=reward_fn is None)
-    files = [resolve_data_file(f) for f in config.train_files]
+    check_qlora(config)
+    files = data_files(config.train_files)
     parent = resolve_parent(config)
-    prompts, counts = read_prompts(files, config.template_name, _prompt_tokenizer(parent, config),
-                                   config.max_samples)
+    tokenizer = load_tokenizer(tokenizer_folder(parent)) if config.template_name == "tokenizer" else None
+    prompts, counts = read_prompts(files, config.template_name, tokenizer, config.max_samples)
     out, weights = start_output(NAME, config, parent)  # only now is anything written
     return _run(config, parent, weights, out, prompts, counts, reward_fn)
-
-
-def _prompt_tokenizer(parent, config: Config):
-    """The tokenizer the ``tokenizer`` template needs (no other template uses one)."""
-    if config.template_name != "tokenizer":
-        return None
-    from .modeling import load_tokenizer
-
-    folder = parent.path
-    if parent.is_adapter and not (Path(folder) / "tokenizer_config.json").exists():
-        folder = parent.adapter_base
-    return load_tokenizer(folder)
 
 
 def _build_policy(config: Config, weights: str):
@@ -153,13 +142,14 @@ def _run(config: Config, parent, weights: str, out: Path, prompts: list[str], co
     from .modeling import load_tokenizer
     from .ppo_loop import PPOLoop, UpdateSettings
     from .ppo_rollout import RolloutSettings
-    from .reward_scorer import RewardModelScorer
+    from .rl_reward import RewardModel
 
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     tokenizer = load_tokenizer(weights)
+    tokenizer.truncation_side = "left"  # a long prompt loses its start, never the assistant's opening
     policy, device = _build_policy(config, weights)
-    reward = reward_fn or RewardModelScorer(config.reward_model, device, max_length=config.max_length)
+    reward = reward_fn or RewardModel(config.reward_model, device, max_length=config.max_length)
     iterations = config.max_steps if config.max_steps > 0 else \
         max(1, math.ceil(config.num_train_epochs * len(prompts) / config.rollout_batch_size))
     minibatches = math.ceil(config.rollout_batch_size / config.per_device_train_batch_size)
