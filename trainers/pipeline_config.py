@@ -251,6 +251,9 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
             raise UserError(f"{at}.name {b.name!r}: give a unique name of letters, digits, '.', '_' or '-'")
         seen.add(b.name)
         model = _resolve(folder, b.model)
+        local = folder / Path(b.model).expanduser()
+        if not Path(model).is_absolute() and local.parent != folder and local.parent.is_dir():
+            model = str(local)  # under a folder that is there: a missing folder, not a hub id
         try:
             check_parent(model)
         except UserError as exc:
