@@ -214,6 +214,8 @@ def run_trainer(trainer, scorer: CheckpointScorer, output_dir: Path, extra_metri
     trainer.add_callback(make_score_on_save(scorer))
     trainer.train()
     metrics = loss_figures(trainer.state.log_history)
+    accuracy = loss_figures(trainer.state.log_history, "mean_token_accuracy")  # trl's SFT: next-token accuracy
+    metrics.update({k: v for k, v in accuracy.items() if k != "steps"})
     metrics.update(extra_metrics or {})
     metrics.update(after() if after else {})
     return scorer.finish(output_dir, metrics)
