@@ -49,20 +49,6 @@ def test_ppo_raises_the_mean_reward(tiny_llama, data_dir, tmp_path):
     assert manifest["stage"] == "ppo" and manifest["kind"] == "merged" and manifest["step"] == 30
 
 
-@pytest.fixture(scope="module")
-def sft_and_rm(tiny_llama, data_dir, tmp_path_factory):
-    """A tiny SFT checkpoint (LoRA, 2 steps) and a reward model trained from it (full, 3 steps)."""
-    root = tmp_path_factory.mktemp("rlhf")
-    sft = train_stage("sft", load_stage_config("sft", overrides=dict(
-        model=str(tiny_llama), output_dir=str(root / "sft"), train_files=PROMPTS, max_samples=8, max_steps=2,
-        max_length=128, template_name="chatglm2", eval_tasks="", only_cpu=True)))
-    rm = train_stage("rm", load_stage_config("rm", overrides=dict(
-        model=str(sft.final), output_dir=str(root / "rm"), finetune="full",
-        train_files="train/preference/medical_reward_test.json", max_samples=16, max_steps=3, max_length=128, template_name="chatglm2",
-        only_cpu=True)))
-    return sft.final, rm.final, root
-
-
 def test_ppo_from_sft_with_the_reward_model(sft_and_rm, tmp_path):
     sft, rm, root = sft_and_rm
     out, db = tmp_path / "ppo", tmp_path / "index.sqlite"
