@@ -73,8 +73,8 @@ def _deltas(decision: dict) -> str:
     return "; ".join(out) or "–"
 
 
-STAGE_HEADER = ["stage", "from", "checkpoints (gain on rank_by, gate)", "promoted", "verdict", "deltas judged",
-                "decision"]
+STAGE_HEADER = ["stage", "from", "training", "checkpoints (gain on rank_by, gate)", "promoted", "verdict",
+                "deltas judged", "decision"]
 
 
 def stage_rows(line: dict) -> list[list[str]]:
@@ -82,11 +82,12 @@ def stage_rows(line: dict) -> list[list[str]]:
     for stage, rec in line.get("stages", {}).items():
         d = rec.get("decision")
         if d is None:
-            rows.append([stage, rec.get("parent_stage", "–"), _checkpoints(rec, None), "–", "interrupted", "–",
+            rows.append([stage, rec.get("parent_stage", "–"), "–", _checkpoints(rec, None), "–", "interrupted", "–",
                          "will be redone on the next run"])
             continue
         promoted = d.get("promoted_checkpoint")
-        rows.append([stage, rec.get("parent_stage", "–"), _checkpoints(rec, promoted), _name(promoted),
+        rows.append([stage, rec.get("parent_stage", "–"), str(rec.get("training") or "–"),
+                     _checkpoints(rec, promoted), _name(promoted),
                      VERDICT_MARK.get(d.get("verdict"), str(d.get("verdict"))), _deltas(d), str(d.get("summary", ""))])
     return rows
 
