@@ -161,4 +161,10 @@ def encode_segments(segments: Segments, tokenizer, max_length: int) -> tuple[lis
             part = part + [eos]
         ids += part
         labels += part if trained else [-100] * len(part)
+    if len(ids) > max_length:
+        # Too long: a prompt longer than half the room loses its start (the system prompt,
+        # old turns) so that the response keeps the other half; then the end is cut.
+        first = next((i for i, lab in enumerate(labels) if lab != -100), len(labels))
+        drop = max(0, first - max_length // 2)
+        ids, labels = ids[drop:], labels[drop:]
     return ids[:max_length], labels[:max_length]
