@@ -29,12 +29,8 @@ def check_reward_model(folder: str) -> Path:
 
 
 class RewardModel:
-    """``reward(prompts, responses) -> [score, ...]`` from an rm checkpoint (full or LoRA).
-
-    Also a reward function for trl's GRPO/RLOO trainers, which call it with keyword
-    arguments ``prompts=``, ``completions=`` and name its column after ``__name__``."""
-
-    __name__ = "reward_model"
+    """``reward(prompts, responses) -> [score, ...]`` from an rm checkpoint (full or LoRA);
+    ``prompts`` are already in the chat template."""
 
     def __init__(self, folder: str, device: str, max_length: int = 512, batch_size: int = 8):
         from .rm import load_reward_model
@@ -42,9 +38,8 @@ class RewardModel:
         self.model, self.tokenizer, _ = load_reward_model(check_reward_model(folder), device)
         self.max_length, self.batch_size = max_length, batch_size
 
-    def __call__(self, prompts: Sequence[str] = (), completions: Sequence[str] = (), **kwargs) -> list[float]:
+    def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
         from .rm import reward_scores
 
-        responses = kwargs.get("responses", completions)
         return reward_scores(self.model, self.tokenizer, list(prompts), list(responses), self.max_length,
                              self.batch_size)

@@ -27,10 +27,12 @@ def read_log(out: Path) -> list[dict]:
 
 def test_ppo_raises_the_mean_reward(tiny_llama, data_dir, tmp_path):
     out = tmp_path / "ppo"
+    # Full fine-tuning: on a random model the reward needs the output layer, which LoRA leaves frozen.
     config = ppo.Config(model=str(tiny_llama), output_dir=str(out), train_files=[PROMPTS], max_samples=64,
-                        max_length=40, template_name="raw", finetune="full", learning_rate=3e-3, lr_scheduler_type="constant", max_steps=30, save_steps=30,
-                        rollout_batch_size=32, per_device_train_batch_size=16, response_length=6,
-                        kl_coef=0.01, eval_tasks=[], seed=0, only_cpu=True)
+                        max_length=40, template_name="raw", finetune="full", learning_rate=3e-3,
+                        lr_scheduler_type="constant", max_steps=30, save_steps=30, rollout_batch_size=32,
+                        per_device_train_batch_size=16, response_length=6, kl_coef=0.01, eval_tasks=[], seed=0,
+                        only_cpu=True)
     start = time.time()
     result = ppo.train(config, reward_fn=ascii_share)
     wall = time.time() - start
@@ -56,7 +58,8 @@ def test_ppo_from_sft_with_the_reward_model(sft_and_rm, tmp_path):
         model=str(sft), reward_model=str(rm), output_dir=str(out), eval_db=str(db),
         train_files="train/preference/dpo_zh_500.jsonl,train/sft/medical_sft_1K_format.jsonl", max_samples=4,
         max_steps=2, save_steps=1, rollout_batch_size=4, per_device_train_batch_size=2, ppo_epochs=2,
-        response_length=8, max_length=128, template_name="chatglm2", learning_rate=1e-3, eval_tasks="demo_mcq", eval_limit=4, only_cpu=True))
+        response_length=8, max_length=128, template_name="chatglm2", learning_rate=1e-3, eval_tasks="demo_mcq",
+        eval_limit=4, only_cpu=True))
     result = train_stage("ppo", config)
     assert [c.name for c in result.checkpoints] == ["checkpoint-1", "checkpoint-2"]
     rows = read_log(out)
@@ -71,9 +74,10 @@ def test_ppo_from_sft_with_the_reward_model(sft_and_rm, tmp_path):
         assert {d["examples"] for d in manifest["train_data"]} == {4}
         assert result.eval_runs[ckpt] is not None and (result.eval_runs[ckpt] / "results.json").exists()
         assert "demo_mcq/acc" in result.scores[ckpt]
-    with sqlite3.connect(db) as con:
-        stages = con.execute("select count(*) from runs").fetchone()[0]
-    assert stages == 2
+    with sqlite3.connect(db) as con:  # both runs are in the results index, with their lineage
+        rows = con.execute("select stage, step, parent from runs order by step").fetchall()
+    assert [(stage, step) for stage, step, _ in rows] == [("ppo", 1), ("ppo", 2)]
+    assert all(str(sft) in parent for _, _, parent in rows), rows
 
 
 @pytest.mark.parametrize("change, message", [
