@@ -41,10 +41,22 @@ def package_versions() -> dict[str, Optional[str]]:
     return out
 
 
+# (path, size, mtime_ns) -> sha256 of files hashed in this process: the runs of several
+# adapters hash their base once, with or without the response cache.
+_HASHES: dict[tuple, str] = {}
+
+
 def model_fingerprint(backend, args: ModelArgs, cache) -> str:
     if hasattr(backend, "fingerprint"):  # a remote model: the backend knows what identifies it
         return backend.fingerprint()
-    memo = (cache.known_hash, cache.remember_hash)
+    def known(*key):
+        return _HASHES.get(key) or cache.known_hash(*key)
+
+    def remember(path: str, size: int, mtime_ns: int, sha: str) -> None:
+        _HASHES[(path, size, mtime_ns)] = sha
+        cache.remember_hash(path, size, mtime_ns, sha)
+
+    memo = (known, remember)
     info = backend.info
     parts = [folder_fingerprint(Path(info["model_folder"]), memo)]
     parts += [folder_fingerprint(Path(a), memo) for a in info["adapter_folders"]]
