@@ -53,7 +53,27 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
+def quiet_libraries() -> None:
+    """Keep the stage's own progress bars and figures; drop the libraries' deprecation
+    warnings and per-file load/save bars, which say nothing about the pipeline."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        from datasets.utils.logging import disable_progress_bars
+
+        disable_progress_bars()
+    except ImportError:  # the training extra is not installed: train_stage will say so
+        pass
+
+
 def run_pipeline(config: PipelineConfig) -> PipelineOutcome:
+    quiet_libraries()
     state = PipelineState.open(config.state_file, config.path, config.index_db, config.stages)
     config.output_root.mkdir(parents=True, exist_ok=True)
     state.save()

@@ -299,13 +299,23 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
                 load_stage_config(stage, None, {**keys, "model": base.model})
             except UserError as exc:
                 raise UserError(f"{path}: stage_config.{stage} (base model {base.name}): {exc.message}") from None
-    if config.eval_tasks:
-        from aimed.harness.taskregistry import resolve_tasks
-
-        try:
-            resolve_tasks(config.eval_tasks)
-        except UserError as exc:
-            raise UserError(f"{path}{_line_of(text, ('eval', 'tasks'))}: eval.tasks: {exc.message}") from None
-    else:
+    if not config.eval_tasks:
         raise UserError(f"{path}: eval.tasks is empty; the gate needs scores: name tasks or groups")
+    from aimed.harness.taskregistry import group_tree, resolve_tasks
+
+    try:
+        names = {t.name for t in resolve_tasks(config.eval_tasks)} | set(group_tree(config.eval_tasks))
+    except UserError as exc:
+        raise UserError(f"{path}{_line_of(text, ('eval', 'tasks'))}: eval.tasks: {exc.message}") from None
+    for policy in [config.policy, *config.stage_policies.values()]:
+        check_policy_tasks(policy, names | {"suite"})
     return config
+
+
+def check_policy_tasks(policy: Policy, names: set) -> None:
+    """A policy's tasks must be among the scored ones: found now, not after a stage's training."""
+    named = [t for t in policy.rules if t != "*"] + [policy.rank_by.partition("/")[0]]
+    for task in named:
+        if task not in names:
+            raise UserError(f"{policy.source}: names task '{task}', which eval.tasks does not score"
+                            f"{did_you_mean(task, sorted(names))}; scored: {', '.join(sorted(names))}")

@@ -100,7 +100,10 @@ def gate_stage(checkpoints: list[Path], eval_runs: dict, parent_run: Path, polic
         task, _, metric = policy.rank_by.partition("/")
         head = [r for r in checks if (r["task"], r["metric"]) == (task, metric)] or \
             [r for r in checks if r["promotion"] == "met"] or checks[:1]
-        summary = f"promoted {ckpt.name}" + (f": {describe(head[0])}" if head else "")
+        passed = sum(v.passed for v in selection.verdicts)
+        earned = "" if not any(r["promotion"] == "met" for r in checks) else ", gain required met"
+        summary = (f"promoted {ckpt.name} ({passed} of {len(runs)} checkpoints passed{earned})"
+                   + (f": {describe(head[0])}" if head else ""))
     decision = {"kind": "gate", "verdict": verdict, "go_on": go_on,
                 "promoted_checkpoint": str(ckpt) if go_on else None,
                 "promoted_run": str(shown_run) if go_on else None,
