@@ -87,8 +87,10 @@ def sample(policy: PolicyWithValue, tokenizer, prompts: Sequence[str], s: Rollou
                     max_length=s.max_prompt_length, add_special_tokens=False).to(device)
     eos_ids = eos_ids_of(tokenizer, policy.lm)
     policy.lm.eval()
-    out = policy.lm.generate(**enc, do_sample=True, temperature=s.temperature, top_k=0, top_p=1.0,
-                             max_new_tokens=s.response_length, min_new_tokens=1,
+    # Plain sampling at the temperature, whatever the checkpoint's generation_config says
+    # (top-k/top-p/penalties would make the rollout policy differ from the one trained).
+    out = policy.lm.generate(**enc, do_sample=True, temperature=s.temperature, top_k=0, top_p=1.0, min_p=None,
+                             typical_p=1.0, repetition_penalty=1.0, max_new_tokens=s.response_length,
                              eos_token_id=eos_ids, pad_token_id=tokenizer.pad_token_id)
     P = enc["input_ids"].shape[1]
     responses = out[:, P:]

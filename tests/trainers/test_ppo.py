@@ -31,8 +31,8 @@ def test_ppo_raises_the_mean_reward(tiny_llama, data_dir, tmp_path):
     config = ppo.Config(model=str(tiny_llama), output_dir=str(out), train_files=[PROMPTS], max_samples=64,
                         max_length=40, template_name="raw", finetune="full", learning_rate=3e-3,
                         lr_scheduler_type="constant", max_steps=30, save_steps=30, rollout_batch_size=32,
-                        per_device_train_batch_size=16, response_length=6, kl_coef=0.01, eval_tasks=[], seed=0,
-                        only_cpu=True)
+                        per_device_train_batch_size=16, response_length=6, kl_coef=0.01, eval_tasks=["demo_mcq"],
+                        eval_limit=4, eval_db=str(tmp_path / "index.sqlite"), seed=0, only_cpu=True)
     start = time.time()
     result = ppo.train(config, reward_fn=ascii_share)
     wall = time.time() - start
@@ -49,6 +49,7 @@ def test_ppo_raises_the_mean_reward(tiny_llama, data_dir, tmp_path):
     assert [c.name for c in result.checkpoints] == ["checkpoint-30"]
     manifest = json.loads((out / "checkpoint-30" / "aimed_checkpoint.json").read_text(encoding="utf-8"))
     assert manifest["stage"] == "ppo" and manifest["kind"] == "merged" and manifest["step"] == 30
+    assert result.eval_runs[result.final] is not None  # full weights + value head file: the harness scores it
 
 
 def test_ppo_from_sft_with_the_reward_model(sft_and_rm, tmp_path):
@@ -99,3 +100,29 @@ def test_bad_input_is_one_line_exit_2(sft_and_rm, cli, tmp_path, change, message
     assert err.startswith("aimed-eval: error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert message in err
     assert not (tmp_path / "out").exists()  # nothing written, nothing half-done
+
+
+def test_rollout_reference_eos_penalty_and_score_clip(tiny_llama):
+    """At the start the policy is its reference (LoRA off = the parent): KL 0. A response cut
+    at response_length without EOS loses missing_eos_penalty; scores are then clipped."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from aimed.trainers.ppo_core import RunningMoments
+    from aimed.trainers.ppo_model import PolicyWithValue
+    from aimed.trainers.ppo_rollout import RolloutSettings, collect
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    lm = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llama), LoraConfig(r=4, target_modules="all-linear"))
+    policy = PolicyWithValue(lm).eval()
+    settings = RolloutSettings(response_length=3, missing_eos_penalty=1.0, score_clip=0.75)
+    batch, stats = collect(policy, tok, ["问：发热怎么办？\n答：", "问：咳嗽？\n答："], lambda p, r: [2.0, -0.5],
+                           settings, RunningMoments())
+    assert torch.equal(batch.logprobs, batch.ref_logprobs) and stats["kl"] == 0.0
+    assert stats["eos_fraction"] == 0.0 and batch.response_mask.sum().item() == 6  # no EOS in 3 tokens
+    assert batch.raw_scores.tolist() == [2.0, -0.5]
+    assert stats["score"] == pytest.approx((0.75 + -0.75) / 2)  # 2-1 -> clipped 0.75; -0.5-1 -> -0.75
+    # the score is the last token's reward (KL is 0), so its return (A_T + V_T = r_T) is the score
+    assert batch.returns[:, -1].tolist() == pytest.approx([0.75, -0.75], abs=1e-6)
