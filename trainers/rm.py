@@ -53,8 +53,6 @@ def encode_pair_side(tokenizer, prompt: str, response: str, max_length: int) -> 
 def reward_scores(model, tokenizer, prompts: list[str], responses: list[str], max_length: int = 512,
                   batch_size: int = 8) -> list[float]:
     """The reward of each (prompt, response): prompt text already in the chat template."""
-    import torch
-
     ids = [encode_pair_side(tokenizer, p, r, max_length) for p, r in zip(prompts, responses)]
     return _rewards(model, tokenizer, ids, batch_size)
 
@@ -148,10 +146,8 @@ def train(config: Config) -> StageResult:
     set_seed(config.seed)  # the reward head starts random: the same seed, the same head
     model = load_model(weights, config, "AutoModelForSequenceClassification", num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
-    peft = lora_config(config, "SEQ_CLS")
-    if peft is not None:
-        peft.modules_to_save = ["score"]
-    before = pair_figures(model, tokenizer, train_pairs)
+    peft = lora_config(config, "SEQ_CLS")  # peft trains and saves the head (score/classifier) in full
+    before = {f"train_{k}_before": v for k, v in pair_figures(model, tokenizer, train_pairs).items()}
     dataset = Dataset.from_dict({"chosen_ids": [c for c, _ in train_pairs], "rejected_ids": [r for _, r in train_pairs]})
     args = training_args(RewardConfig, config, out, max_length=config.max_length)
     trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
@@ -159,8 +155,6 @@ def train(config: Config) -> StageResult:
     require_examples(trainer, NAME, config.max_length)
     scorer = CheckpointScorer(NAME, config, parent, weights, adapter=peft is not None, data=counts,
                               kind="reward_model", extra_eval=lambda _: pair_figures(trainer.model, tokenizer, held_out))
-    after_fn = lambda: pair_figures(trainer.model, tokenizer, train_pairs)  # noqa: E731
-    result = run_trainer(trainer, scorer, out, {"pairs": len(train_pairs), "held_out_pairs": held,
-                                                **{f"train_{k}_before": v for k, v in before.items()}},
-                         after=lambda: {f"train_{k}_after": v for k, v in after_fn().items()})
-    return result
+    return run_trainer(trainer, scorer, out, {"pairs": len(train_pairs), "held_out_pairs": held, **before},
+                       after=lambda: {f"train_{k}_after": v
+                                      for k, v in pair_figures(trainer.model, tokenizer, train_pairs).items()})

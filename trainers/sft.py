@@ -9,7 +9,6 @@ template of the harness and every data format are handled the same way).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from aimed.harness.errors import UserError
 

@@ -139,6 +139,14 @@ def check_config(config: StageConfig, stage: str) -> None:
         raise UserError(f"eval_limit {config.eval_limit}: give a positive number, or leave it out for all")
     if config.learning_rate <= 0:
         raise UserError(f"learning_rate {config.learning_rate}: give a positive number")
+    from aimed.harness.taskspec import MODES
+    from aimed.harness.templates import template_names
+
+    if config.template_name not in template_names():
+        raise UserError(f"template_name {config.template_name!r}: unknown"
+                        f"{did_you_mean(config.template_name, template_names())}; use one of {', '.join(template_names())}")
+    if config.eval_mode is not None and config.eval_mode not in MODES:
+        raise UserError(f"eval_mode {config.eval_mode!r}: use one of {', '.join(MODES)}")
 
 
 def train_stage(stage: str, config: StageConfig) -> StageResult:
