@@ -56,6 +56,8 @@ class StageConfig:
         save_steps: save (and score) a checkpoint every N optimizer steps; the last step is
             always saved.
         logging_steps: log the loss every N steps (the first step is always logged).
+        gradient_checkpointing: recompute activations in the backward pass (trl's default:
+            less memory, about a third more compute).
 
     Data:
         train_files: data files (a YAML list, or comma-separated on the command line);
@@ -96,6 +98,7 @@ class StageConfig:
     seed: int = 42
     save_steps: int = 500
     logging_steps: int = 10
+    gradient_checkpointing: bool = True
 
     train_files: list[str] = field(default_factory=list)
     max_samples: Optional[int] = None

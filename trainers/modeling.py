@@ -106,6 +106,7 @@ def training_args(cls, config: StageConfig, output_dir: Path, **extra):
         gradient_accumulation_steps=config.gradient_accumulation_steps, seed=config.seed, data_seed=config.seed,
         save_strategy="steps", save_steps=config.save_steps, save_only_model=True,
         logging_steps=config.logging_steps, logging_first_step=True, report_to="none",
+        gradient_checkpointing=config.gradient_checkpointing,
         use_cpu=not on_gpu, bf16=on_gpu and dtype == torch.bfloat16, fp16=on_gpu and dtype == torch.float16,
         lr_scheduler_type=config.lr_scheduler_type, warmup_steps=config.warmup_steps, dataloader_num_workers=0,
         **extra)
