@@ -59,13 +59,13 @@ def build_base(out: Path, data: Path) -> Path:
 
 
 def build_adapters(base: Path, root: Path, n: int) -> list[Path]:
+    folders = [root / f"lora-{i + 1}" for i in range(n)]
+    if all((f / "adapter_config.json").exists() for f in folders):
+        return folders
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    folders = [root / f"lora-{i + 1}" for i in range(n)]
-    if all((f / "adapter_config.json").exists() for f in folders):
-        return folders
     model = AutoModelForCausalLM.from_pretrained(base)
     for i, folder in enumerate(folders):
         torch.manual_seed(100 + i)

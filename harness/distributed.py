@@ -8,9 +8,14 @@ shards get similar lengths), commits its answers to the cache as it goes, and th
 answers are exchanged with ``all_gather_object``, so every process holds them all in
 the original order. Only rank 0 writes the run folder and the index record.
 
+On the CPU, ``accelerate launch --cpu`` starts one process (it needs MPI for more), so
+launch CPU processes with ``accelerate launch --multi_gpu --num_processes N`` (accelerate's
+torchrun path, which works without GPUs) or ``torchrun --nproc_per_node N``.
+
 With no launcher (``WORLD_SIZE`` unset or 1) nothing here touches torch.distributed and
-a run is the plain single-process one. The process group is gloo on the CPU and NCCL on
-GPUs (each process on ``cuda:LOCAL_RANK``).
+a run is the plain single-process one; the ``evaluate`` API is single-process unless its
+caller joined through ``world()`` (``aimed-eval run`` does). The process group is gloo (only
+small Python objects cross it); on GPUs each process scores on ``cuda:LOCAL_RANK``.
 """
 
 from __future__ import annotations
@@ -62,6 +67,13 @@ def _env_int(name: str, default: int) -> int:
     return int(value)
 
 
+def current() -> World:
+    """The processes that ``world()`` joined, else this process alone. Library callers of
+    ``evaluate`` (a trainer under its own launcher) stay single-process: only
+    ``aimed-eval run`` joins a process group."""
+    return _WORLD or World()
+
+
 def world() -> World:
     """The processes of this run; joins the process group on first use."""
     global _WORLD
@@ -76,10 +88,10 @@ def world() -> World:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        use_cuda = torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true")
-        if use_cuda:
+        if torch.cuda.is_available():
             torch.cuda.set_device(local_rank)
-        dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=size, timeout=TIMEOUT)
+        # gloo even on GPUs: only small Python objects (the answers) cross processes
+        dist.init_process_group("gloo", rank=rank, world_size=size, timeout=TIMEOUT)
     _WORLD = World(rank=rank, size=size, local_rank=local_rank)
     return _WORLD
 

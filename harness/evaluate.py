@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from .cache import NoCache, ResponseCache
-from .distributed import world
+from .distributed import current
 from .errors import UserError
 from .models.args import ModelArgs
 from .models.fingerprint import combine, folder_fingerprint
@@ -164,12 +164,12 @@ def _score_and_write(args: ModelArgs, backend, tasks: list, task_names: list[str
         "options": {"mode": opts.mode, "num_fewshot": opts.num_fewshot, "cloze_norm": opts.cloze_norm,
                     "template_name": opts.template_name},
         "versions": package_versions(), "python": platform.python_version(),
-        "timings": {"load_seconds": round(load_seconds, 3), "processes": world().size,
+        "timings": {"load_seconds": round(load_seconds, 3), "processes": current().size,
                     **{o.task.name: {"seconds": round(o.seconds, 3), "computed": o.computed,
                                      "cached": o.cached} for o in outcomes}},
     }
     results = build_results(outcomes, group_tree(task_names), config, aimed, started)
-    if world().is_main:  # the other processes of a data-parallel run only scored their shards
+    if current().is_main:  # the other processes of a data-parallel run only scored their shards
         write_run(output_dir, results, {o.task.name: o.records for o in outcomes})
     return RunResult(output_dir, results, outcomes)
 

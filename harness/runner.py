@@ -13,7 +13,7 @@ from typing import Any, Optional
 from tqdm.auto import tqdm
 
 from .cache import request_key
-from .distributed import world
+from .distributed import current
 from .errors import UserError
 from .models.requests import GenerateRequest, LoglikelihoodRequest
 from .prompts import PromptConfig, build_context, continuations, pick_fewshot
@@ -99,7 +99,7 @@ def compute(backend, cache, model_fp: str, requests: list, progress: bool, desc:
 
     Under a data-parallel launch each process computes its shard of the missing requests
     and the answers are exchanged at the end, so every process returns them all."""
-    procs = world()
+    procs = current()
     keys = [request_key(*_request_payload(r)) for r in requests]
     found = cache.get_many(model_fp, keys)
     todo = [i for i, k in enumerate(keys) if k not in found]

@@ -70,6 +70,8 @@ def run(ns: argparse.Namespace) -> int:
         from ..models.vllm_backend import import_vllm
 
         import_vllm()  # a missing package is said before any other work
+    if ns.gpus:  # before the process group touches CUDA
+        os.environ["CUDA_VISIBLE_DEVICES"] = ns.gpus
     procs = world()
     if procs.size > 1 and ns.backend != "hf":
         finish(ok=False)

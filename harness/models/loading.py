@@ -51,7 +51,12 @@ def resolve_device(args: ModelArgs) -> str:
         if args.device.startswith("cuda") and not torch.cuda.is_available():
             raise UserError(f"--device {args.device}: no CUDA device is visible; use --device cpu or --only_cpu")
         return args.device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    from ..distributed import current
+
+    procs = current()  # a data-parallel launch: each process on its own GPU
+    return f"cuda:{procs.local_rank}" if procs.size > 1 else "cuda"
 
 
 def resolve_dtype(name: str, device: str):
