@@ -8,7 +8,9 @@ adapter switched off, or a frozen copy for full fine-tuning) at every token, est
 advantages with GAE on a value head, and runs ``ppo_epochs`` epochs of clipped policy and
 value updates over minibatches of ``per_device_train_batch_size`` rollouts. A "step" is
 one iteration: ``max_steps`` iterations, or ``num_train_epochs`` passes over the prompts;
-``save_steps`` saves (and scores) a checkpoint every N iterations, and the last one.
+``save_steps`` saves (and scores) a checkpoint every N iterations, and the last one. Every
+iteration's figures (reward, KL, losses, clip fractions) go to ``ppo_log.jsonl`` in
+``output_dir`` and to the progress bar. One process, one device (no multi-GPU yet).
 
 trl 1.16 has no PPO trainer; this stage uses trl's log-prob gather, peft's adapters and the
 framework's checkpoint scoring. The math is in ``ppo_core``, one iteration in ``ppo_loop``.
@@ -73,7 +75,6 @@ class Config(StageConfig):
     max_grad_norm: float = 1.0
     learning_rate: float = 1e-5
     save_steps: int = 50
-    logging_steps: int = 1
 
 
 def check_ppo_config(c: Config, need_reward_model: bool = True) -> None:
@@ -174,8 +175,7 @@ def _run(config: Config, parent, weights: str, out: Path, prompts: list[str], co
             history.append(stats)
             log.write(json.dumps({"step": step, **stats}) + "\n")
             log.flush()
-            if step % config.logging_steps == 0 or step == 1:
-                bar.set_postfix(reward=f"{stats['reward']:.3f}", kl=f"{stats['kl']:.3f}")
+            bar.set_postfix(reward=f"{stats['reward']:.3f}", kl=f"{stats['kl']:.3f}")
             if step % config.save_steps == 0 or step == iterations:
                 folder = out / f"checkpoint-{step}"
                 policy.save(folder, tokenizer)
