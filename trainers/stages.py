@@ -161,7 +161,8 @@ def train_stage(stage: str, config: StageConfig) -> StageResult:
     if config.eval_tasks:
         from aimed.harness.taskregistry import resolve_tasks
 
-        resolve_tasks(list(config.eval_tasks))  # an unknown task fails now, not after training
+        for task in resolve_tasks(list(config.eval_tasks)):  # an unknown task or missing data fails
+            task.samples()                                     # now, not at every checkpoint
     from .lineage import resolve_parent
     from .modeling import output_dir_of
 

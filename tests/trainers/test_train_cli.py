@@ -103,3 +103,10 @@ def test_cli_trains_and_prints_checkpoints_and_scores(cli, tmp_path, tiny_llama)
     # refusing to overwrite a finished stage without overwrite: true
     code, _, err = cli("train", "--stage", "sft", "--config", yaml, "--output_dir", tmp_path / "sft")
     assert code == 2 and "not empty; set overwrite: true" in err
+
+
+def test_eval_tasks_without_their_data_fail_before_training(cli, tmp_path, tiny_llama, monkeypatch):
+    monkeypatch.setenv("AIMED_DATA", str(tmp_path / "no-data"))
+    err = _bad(cli, tmp_path / "out", "--stage", "sft", "--model", tiny_llama, "--train_tasks", "demo_mcq",
+               "--eval_tasks", "cmexam")
+    assert "task 'cmexam': data file" in err and "not found" in err
