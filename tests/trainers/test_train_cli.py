@@ -110,3 +110,19 @@ def test_eval_tasks_without_their_data_fail_before_training(cli, tmp_path, tiny_
     err = _bad(cli, tmp_path / "out", "--stage", "sft", "--model", tiny_llama, "--train_tasks", "demo_mcq",
                "--eval_tasks", "cmexam")
     assert "task 'cmexam': data file" in err and "not found" in err
+
+
+def test_a_stage_added_by_an_entry_point(cli, tmp_path, tiny_llama, monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    from aimed.trainers import stages
+
+    found = stages.entry_points
+    plugin = EntryPoint(name="mcq-sft", value="stage_plugin_example", group=stages.GROUP)
+    monkeypatch.setattr(stages, "entry_points", lambda group: [*found(group=group), plugin])
+    assert "mcq-sft" in stages.stage_names()
+    code, out, err = cli("train", "--stage", "mcq-sft", "--model", tiny_llama, "--task", "demo_mcq", "--max_steps", "1",
+                         "--max_length", "256", "--eval_tasks", "", "--output_dir", tmp_path / "out")
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "out" / "checkpoint-1" / "aimed_checkpoint.json").read_text(encoding="utf-8"))
+    assert manifest["stage"] == "mcq-sft" and manifest["config"]["task"] == "demo_mcq"
