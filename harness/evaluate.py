@@ -166,7 +166,9 @@ def _score_and_write(args: ModelArgs, backend, tasks: list, task_names: list[str
         "versions": package_versions(), "python": platform.python_version(),
         "timings": {"load_seconds": round(load_seconds, 3), "processes": current().size,
                     **{o.task.name: {"seconds": round(o.seconds, 3), "computed": o.computed,
-                                     "cached": o.cached} for o in outcomes}},
+                                     "cached": o.cached,
+                                     **{k: v for k, v in o.extras.items() if k == "computed_by_process"}}
+                       for o in outcomes}},
     }
     results = build_results(outcomes, group_tree(task_names), config, aimed, started)
     if current().is_main:  # the other processes of a data-parallel run only scored their shards

@@ -94,8 +94,10 @@ def _request_payload(req: Any) -> tuple[str, Any]:
     return "generate", [req.context, req.max_new_tokens, list(req.stop)]
 
 
-def compute(backend, cache, model_fp: str, requests: list, progress: bool, desc: str) -> tuple[list, int]:
-    """Responses for every request, from the cache where possible; (responses, computed).
+def compute(backend, cache, model_fp: str, requests: list, progress: bool,
+            desc: str) -> tuple[list, int, list[int]]:
+    """Responses for every request, from the cache where possible; (responses, computed,
+    computed by each process).
 
     Under a data-parallel launch each process computes its shard of the missing requests
     and the answers are exchanged at the end, so every process returns them all."""
@@ -120,22 +122,26 @@ def compute(backend, cache, model_fp: str, requests: list, progress: bool, desc:
         cache.put_many(model_fp, new)
         found.update(new)
     bar.close()
+    shards = [len(mine)]
     if procs.size > 1:
-        for answers in procs.gather({keys[i]: found[keys[i]] for i in mine}):
+        parts = procs.gather({keys[i]: found[keys[i]] for i in mine})
+        shards = [len(p) for p in parts]
+        for answers in parts:
             found.update(answers)
         if missing := [k for k in keys if k not in found]:  # cached for rank 0, not yet read here
             found.update(cache.get_many(model_fp, missing))
-    return [found[k] for k in keys], len(todo)
+    return [found[k] for k in keys], len(todo), shards
 
 
 def run_task(task: Task, backend, cache, model_fp: str, opts: RunOptions) -> TaskOutcome:
     started = time.perf_counter()
     requests, records, k, n_original = build_requests(task, opts, backend.tokenizer)
-    responses, computed = compute(backend, cache, model_fp, requests, opts.progress, task.name)
+    responses, computed, shards = compute(backend, cache, model_fp, requests, opts.progress, task.name)
     for record, resp in zip(records, responses):
         record["resps"] = resp
         score_record(task.spec, record, opts.cloze_norm)
     return TaskOutcome(task=task, mode=records[0]["mode"], num_fewshot=k, records=records,
                        metrics=summarise(task.spec, records), categories=by_category(task.spec, records),
                        n_original=n_original, seconds=time.perf_counter() - started,
-                       computed=computed, cached=len(requests) - computed)
+                       computed=computed, cached=len(requests) - computed,
+                       extras={"computed_by_process": shards} if len(shards) > 1 else {})

@@ -48,8 +48,8 @@ def _assert_close(a, b, path="") -> None:
 
 def test_two_processes_equal_one(cli, tiny_llama, data_dir, tmp_path):
     common = ["run", "--model", str(tiny_llama), "--tasks", TASKS, "--limit", LIMIT, "--only_cpu",
-              "--dtype", "float32", "--batch_size", "4", "--no_cache", "--quiet"]
-    code, _, err = cli(*common, "--output_dir", tmp_path / "single", "--no_index")
+              "--dtype", "float32", "--batch_size", "4", "--quiet"]
+    code, _, err = cli(*common, "--output_dir", tmp_path / "single", "--no_index", "--no_cache")
     assert code == 0, err
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "AIMED_DATA": str(data_dir), "PYTHONUNBUFFERED": "1"}
@@ -58,15 +58,19 @@ def test_two_processes_equal_one(cli, tiny_llama, data_dir, tmp_path):
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
               "--main_process_port", str(_free_port()), "-m", "aimed.harness.cli"]
     db = tmp_path / "index.sqlite"
-    proc = subprocess.run([*launch, *common, "--output_dir", str(tmp_path / "dp"), "--db", str(db)],
+    cache = tmp_path / "cache"
+    proc = subprocess.run([*launch, *common, "--output_dir", str(tmp_path / "dp"), "--db", str(db),
+                           "--cache_dir", str(cache)],
                           env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("run folder:") == 1  # rank 0 alone prints and records
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dp", "index.sqlite", "single"]  # no stray folders
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "dp", "index.sqlite", "single"]  # nothing stray
 
     single, dp = _results(tmp_path / "single"), _results(tmp_path / "dp")
     assert dp["aimed"]["timings"]["processes"] == 2 and single["aimed"]["timings"]["processes"] == 1
     assert dp["aimed"]["model"]["fingerprint"] == single["aimed"]["model"]["fingerprint"]
+    for task, n in (("demo_mcq", 24), ("demo_medterm", 16), ("cmexam", 40)):  # each process scored half
+        assert dp["aimed"]["timings"][task]["computed_by_process"] == [n // 2, n // 2], task
     _assert_close(single["results"], dp["results"], "results")
     _assert_close(single["n-samples"], dp["n-samples"], "n-samples")
     _assert_close(single["aimed"]["categories"], dp["aimed"]["categories"], "categories")
@@ -79,3 +83,10 @@ def test_two_processes_equal_one(cli, tiny_llama, data_dir, tmp_path):
     assert len(_samples(tmp_path / "dp", "cmexam")) == int(LIMIT)
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+
+    # Each process committed its own shard to the shared response cache: a rerun computes nothing.
+    code, _, err = cli(*common, "--output_dir", tmp_path / "rerun", "--no_index", "--cache_dir", cache)
+    assert code == 0, err
+    rerun = _results(tmp_path / "rerun")
+    assert all(t["computed"] == 0 for k, t in rerun["aimed"]["timings"].items() if isinstance(t, dict))
+    _assert_close(dp["results"], rerun["results"], "rerun")
