@@ -44,6 +44,8 @@ class Config(StageConfig):
     temperature: sampling temperature of the rollouts.
     kl_coef: weight of the per-token KL penalty against the reference policy.
     kl_estimator: ``k1`` (log p - log q) or ``k3`` (never negative).
+    target_kl: adapt ``kl_coef`` after each batch to keep the response's KL near this
+        (Ziegler et al. 2019's controller, over ``kl_horizon`` samples); None keeps it fixed.
     clip_range, clip_range_value: PPO's clip of the probability ratio and of the value change.
     vf_coef: weight of the value loss.
     gamma, lam: GAE's discount and lambda.
@@ -63,6 +65,8 @@ class Config(StageConfig):
     temperature: float = 1.0
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
+    target_kl: Optional[float] = None
+    kl_horizon: int = 10000
     clip_range: float = 0.2
     clip_range_value: float = 0.2
     vf_coef: float = 0.1
@@ -87,7 +91,9 @@ def check_ppo_config(c: Config, need_reward_model: bool = True) -> None:
     for key in ("rollout_batch_size", "ppo_epochs", "response_length"):
         if getattr(c, key) < 1:
             raise UserError(f"{key} {getattr(c, key)}: give a positive number")
-    for key in ("temperature", "clip_range", "clip_range_value"):
+    if c.target_kl is not None and c.target_kl <= 0:
+        raise UserError(f"target_kl {c.target_kl}: give a positive number, or leave it out for a fixed kl_coef")
+    for key in ("temperature", "clip_range", "clip_range_value", "kl_horizon"):
         if getattr(c, key) <= 0:
             raise UserError(f"{key} {getattr(c, key)}: give a positive number")
     if c.response_length >= c.max_length:
@@ -158,11 +164,10 @@ def _run(config: Config, parent, weights: str, out: Path, prompts: list[str], co
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate)
     loop = PPOLoop(
         policy, tokenizer, optimizer, reward,
-        RolloutSettings(config.response_length, config.temperature, config.max_length - config.response_length,
-                        config.kl_coef, config.kl_estimator, config.gamma, config.lam, config.whiten_advantages,
-                        config.missing_eos_penalty, config.score_norm, config.score_clip),
-        UpdateSettings(config.ppo_epochs, config.per_device_train_batch_size, config.gradient_accumulation_steps,
-                       config.clip_range, config.clip_range_value, config.vf_coef, config.max_grad_norm),
+        RolloutSettings(**{k: getattr(config, k) for k in RolloutSettings.__dataclass_fields__
+                           if k != "max_prompt_length"}, max_prompt_length=config.max_length - config.response_length),
+        UpdateSettings(**{k: getattr(config, k) for k in UpdateSettings.__dataclass_fields__
+                          if k != "mini_batch_size"}, mini_batch_size=config.per_device_train_batch_size),
         generator=torch.Generator().manual_seed(config.seed),
         scheduler=get_scheduler(config.lr_scheduler_type, optimizer, config.warmup_steps, opt_steps))
     scorer = CheckpointScorer(NAME, config, parent, weights, adapter=config.finetune != "full", data=counts)

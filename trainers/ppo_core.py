@@ -134,6 +134,19 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
     return loss, clip_frac
 
 
+class AdaptiveKLController:
+    """Ziegler et al. (2019)'s adaptive KL coefficient: after each batch, move ``value`` by
+    up to 20% x (batch size / horizon) towards keeping the sequence KL near ``target``."""
+
+    def __init__(self, init_kl_coef: float, target: float, horizon: int):
+        self.value, self.target, self.horizon = init_kl_coef, target, horizon
+
+    def update(self, current_kl: float, n_steps: int) -> float:
+        error = min(max(current_kl / self.target - 1.0, -0.2), 0.2)
+        self.value *= 1.0 + error * n_steps / self.horizon
+        return self.value
+
+
 class RunningMoments:
     """Running mean and standard deviation of the scores seen so far (Chan et al.'s
     parallel update), for normalising reward-model scores across rollout batches."""

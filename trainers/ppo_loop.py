@@ -38,10 +38,18 @@ class PPOLoop:
     moments: ppo_core.RunningMoments = field(default_factory=ppo_core.RunningMoments)
     scheduler: Optional[object] = None  # a learning-rate schedule stepped with the optimizer
 
+    def __post_init__(self):
+        r = self.rollout
+        self.kl_controller = None if r.target_kl is None else \
+            ppo_core.AdaptiveKLController(r.kl_coef, r.target_kl, r.kl_horizon)
+
     def step(self, prompts: Sequence[str]) -> dict:
         """Collect on ``prompts`` and update; returns the iteration's statistics."""
         batch, stats = collect(self.policy, self.tokenizer, prompts, self.reward_fn, self.rollout, self.moments)
         stats.update(self._update(batch))
+        stats["kl_coef"] = self.rollout.kl_coef
+        if self.kl_controller is not None:  # the next batch's coefficient
+            self.rollout.kl_coef = self.kl_controller.update(stats["kl"], len(prompts))
         return stats
 
     def _update(self, batch: Rollout) -> dict:

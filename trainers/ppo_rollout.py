@@ -26,6 +26,8 @@ class RolloutSettings:
     max_prompt_length: int = 256
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
+    target_kl: Optional[float] = None  # adapt kl_coef to keep the sequence KL near this (None: fixed)
+    kl_horizon: int = 10000
     gamma: float = 1.0
     lam: float = 0.95
     whiten_advantages: bool = True

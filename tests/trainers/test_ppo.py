@@ -60,11 +60,15 @@ def test_ppo_from_sft_with_the_reward_model(sft_and_rm, tmp_path):
         train_files="train/preference/dpo_zh_500.jsonl,train/sft/medical_sft_1K_format.jsonl", max_samples=4,
         max_steps=2, save_steps=1, rollout_batch_size=4, per_device_train_batch_size=2, ppo_epochs=2,
         response_length=8, max_length=128, template_name="chatglm2", learning_rate=1e-3, eval_tasks="demo_mcq",
-        eval_limit=4, only_cpu=True))
+        eval_limit=4, kl_coef=0.05, target_kl=1.0, kl_horizon=10, only_cpu=True))
     result = train_stage("ppo", config)
     assert [c.name for c in result.checkpoints] == ["checkpoint-1", "checkpoint-2"]
     rows = read_log(out)
     assert len(rows) == 2 and all(r["response_length"] >= 1 for r in rows)
+    # adaptive KL: the first batch's KL is 0 (LoRA starts as the parent), under target 1 by more
+    # than 20%, so the coefficient shrinks by 0.2 x 4 samples / horizon 10
+    assert rows[0]["kl"] == 0.0 and rows[0]["kl_coef"] == 0.05
+    assert rows[1]["kl_coef"] == pytest.approx(0.05 * (1 - 0.2 * 4 / 10))
     # the rewards come from the reward model (real-valued scores, not a fixed number)
     assert len({round(r["reward"], 6) for r in rows}) == 2
     for ckpt in result.checkpoints:

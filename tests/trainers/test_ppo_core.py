@@ -126,3 +126,11 @@ def test_running_moments_match_the_whole():
     whole = torch.cat(chunks).double()
     assert m.mean == pytest.approx(whole.mean().item(), abs=1e-6)
     assert m.std == pytest.approx(whole.std(unbiased=False).item(), abs=1e-6)
+
+
+def test_adaptive_kl_controller_by_hand():
+    ctl = ppo_core.AdaptiveKLController(0.1, target=6.0, horizon=100)
+    # KL 9 is 50% over target: the error is clipped to +0.2; 10 samples of 100 -> x(1 + 0.02)
+    assert ctl.update(9.0, 10) == pytest.approx(0.102)
+    # KL 5.4 is 10% under: x(1 - 0.1 * 10 / 100) = x0.99
+    assert ctl.update(5.4, 10) == pytest.approx(0.102 * 0.99)
