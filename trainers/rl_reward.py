@@ -5,6 +5,7 @@ rendered prompt + response + EOS, exactly as the ``rm`` stage trained it
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -25,7 +26,21 @@ def check_reward_model(folder: str) -> Path:
     if manifest.get("model_kind") not in (None, "reward_model"):
         raise UserError(f"reward_model {folder}: a {manifest.get('stage')} checkpoint, not a reward model; "
                         "give a checkpoint of the rm stage")
+    if not manifest and not _is_sequence_classifier(p):  # a language model would get a random score head
+        raise UserError(f"reward_model {folder}: not a reward model (no sequence-classification head); "
+                        "give a checkpoint of the rm stage")
     return p.resolve()
+
+
+def _is_sequence_classifier(folder: Path) -> bool:
+    for name, key in (("config.json", "architectures"), ("adapter_config.json", "task_type")):
+        if (folder / name).exists():
+            try:
+                value = json.loads((folder / name).read_text(encoding="utf-8")).get(key) or ""
+            except ValueError:
+                raise UserError(f"{folder / name}: not valid JSON; the checkpoint is damaged") from None
+            return "SequenceClassification" in str(value) or value == "SEQ_CLS"
+    return False
 
 
 class RewardModel:

@@ -89,15 +89,16 @@ def test_ppo_from_sft_with_the_reward_model(sft_and_rm, tmp_path):
     ({"reward_model": ""}, "reward_model: give the reward model checkpoint"),
     ({"reward_model": "{root}/no-such-rm"}, "no-such-rm: no such folder; train the rm stage first"),
     ({"reward_model": "{sft}"}, "a sft checkpoint, not a reward model"),
+    ({"reward_model": "{base}"}, "not a reward model (no sequence-classification head)"),
     ({"model": "{root}/no-such-sft"}, "no-such-sft: no such checkpoint folder"),
     ({"kl_estimator": "k2"}, "kl_estimator 'k2': use k1 or k3"),
     ({"rewardmodel": "x"}, "unknown config key 'rewardmodel' (did you mean 'reward_model'"),
 ])
-def test_bad_input_is_one_line_exit_2(sft_and_rm, cli, tmp_path, change, message):
+def test_bad_input_is_one_line_exit_2(sft_and_rm, tiny_llama, cli, tmp_path, change, message):
     sft, rm, root = sft_and_rm
     flags = {"model": str(sft), "reward_model": str(rm), "train_files": PROMPTS, "max_steps": "1",
              "output_dir": str(tmp_path / "out"), "eval_tasks": "", "only_cpu": "true"}
-    flags.update({k: v.format(root=root, sft=sft) for k, v in change.items()})
+    flags.update({k: v.format(root=root, sft=sft, base=tiny_llama) for k, v in change.items()})
     argv = ["train", "--stage", "ppo"] + [x for k, v in flags.items() for x in (f"--{k}", v)]
     code, out, err = cli(*argv)
     assert code == 2, err
