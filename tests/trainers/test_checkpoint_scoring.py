@@ -117,3 +117,18 @@ def test_a_stage_that_dies_mid_way_marks_only_finished_checkpoints(tiny_llama, t
     assert (out / "checkpoint-2" / MANIFEST).exists()
     assert (out / "checkpoint-4").exists() and not (out / "checkpoint-4" / MANIFEST).exists()
     assert not (out / "aimed_stage.json").exists()
+
+
+def test_a_full_weights_checkpoint_is_scored_as_itself(tiny_llama, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("高血压患者应当低盐饮食，规律服药，定期监测血压。\n" * 8, encoding="utf-8")
+    db = tmp_path / "index.sqlite"
+    result = train("pt", tiny_llama, tmp_path / "pt", train_files=[str(text)], finetune="full", max_steps=1,
+                   max_length=32, eval_tasks=["demo_mcq"], eval_limit=4, eval_db=str(db), base_model="my-base")
+    (row,), _ = _runs(db)
+    run_dir, checkpoint, base_model, stage, parent, step, adapter = row
+    assert (base_model, stage, parent, step, adapter) == ("my-base", "pt", str(tiny_llama.resolve()), 1, None)
+    assert checkpoint == "pt/checkpoint-1" and run_dir == str(result.eval_runs[result.final].resolve())
+    results = json.loads((result.eval_runs[result.final] / "results.json").read_text(encoding="utf-8"))
+    assert results["aimed"]["model"]["folder"] == str(result.final)
+    assert results["aimed"]["model"]["manifest"]["stage"] == "pt"
