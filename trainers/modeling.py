@@ -24,7 +24,7 @@ def check_qlora(config: StageConfig) -> None:
     if config.only_cpu or not torch.cuda.is_available():
         raise UserError("finetune qlora: needs a CUDA GPU (4-bit weights); use finetune: lora on the CPU")
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise UserError("finetune qlora: needs bitsandbytes; `pip install bitsandbytes`, or use finetune: lora")
+        raise UserError("finetune qlora: needs bitsandbytes; `pip install \"aimed-eval[qlora]\"`, or use finetune: lora")
 
 
 def device_of(config: StageConfig) -> str:
