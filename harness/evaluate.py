@@ -63,7 +63,7 @@ def model_fingerprint(backend, args: ModelArgs, cache) -> str:
     if args.tokenizer_path:
         parts.append(folder_fingerprint(Path(args.tokenizer_path), memo))
     parts += [f"template={args.template_name}", f"dtype={info['dtype']}", f"resize={args.resize_emb}"]
-    if backend.name != "hf":  # another engine's numbers (e.g. vLLM's kernels) are not the hf backend's
+    if getattr(backend, "name", "hf") != "hf":  # another engine's numbers (e.g. vLLM's kernels) are not the hf backend's
         parts.append(f"backend={backend.name}")
     return combine(*parts)
 
