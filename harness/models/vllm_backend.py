@@ -140,7 +140,7 @@ class VLLMBackend:
         from vllm.lora.request import LoRARequest
 
         self._lora_cls, self._lora, self._lora_ids = LoRARequest, None, 0
-        config = self.llm.llm_engine.model_config
+        config = self.llm.model_config
         self.max_length = int(config.max_model_len)
         self.info = {"model_folder": str(folder), "adapter_folders": [], "device": "cuda (vllm)",
                      "dtype": str(config.dtype).replace("torch.", ""), "max_length": self.max_length}

@@ -111,3 +111,55 @@ def test_greedy_without_ranks_and_missing_entries():
 
     with pytest.raises(UserError, match="no log-probability for prompt token 2"):
         continuation_score([None, {7: Logprob(-0.5, 1)}, {4: Logprob(-0.1, 1)}], ids, 1)
+
+
+def _lora(base, out, seed):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                           LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def loras(tiny_llama, tmp_path_factory):
+    root = tmp_path_factory.mktemp("vllm-loras")
+    return [_lora(tiny_llama, root / f"lora-{i}", seed=20 + i) for i in (1, 2)]
+
+
+def test_the_backend_through_the_cli_on_a_stand_in_engine(cli, tiny_llama, loras, tmp_path, monkeypatch):
+    """VLLMBackend end to end on tests/harness/fake_vllm.py (transformers answering in vLLM's
+    shapes; not vLLM): two adapters in one run score what the hf backend scores."""
+    import fake_vllm
+
+    argv = ["run", "--model", tiny_llama, "--lora_model", f"{loras[0]},{loras[1]}", "--tasks", "demo",
+            "--mode", "cloze", "--limit", "6", "--dtype", "float32", "--no_cache", "--no_index", "--quiet"]
+    code, _, err = cli(*argv, "--output_dir", tmp_path / "hf", "--only_cpu")
+    assert code == 0, err
+    fake_vllm.install(monkeypatch)
+    code, _, err = cli(*argv, "--output_dir", tmp_path / "vllm", "--backend", "vllm")
+    assert code == 0, err
+
+    (llm,) = fake_vllm.LLM.instances  # the base was loaded once for both adapters
+    assert llm.kwargs["enable_lora"] is True and llm.kwargs["max_lora_rank"] == 8
+    assert llm.kwargs["enable_prefix_caching"] is True and llm.kwargs["dtype"] == "float32"
+    assert [(r.lora_int_id, r.lora_path) for r in dict.fromkeys(c[1] for c in llm.calls)] == \
+        [(1, str(loras[0])), (2, str(loras[1]))]
+    for lora in loras:
+        hf_dir, vllm_dir = tmp_path / "hf" / lora.name, tmp_path / "vllm" / lora.name
+        hf_res, vllm_res = (json.loads((d / "results.json").read_text(encoding="utf-8")) for d in (hf_dir, vllm_dir))
+        assert vllm_res["config"]["model"] == "vllm" and vllm_res["aimed"]["model"]["adapters"] == [str(lora)]
+        assert vllm_res["aimed"]["model"]["fingerprint"] != hf_res["aimed"]["model"]["fingerprint"]
+        for task in ("demo_mcq", "demo_medterm"):
+            a, b = ([json.loads(x) for x in (d / f"samples_{task}.jsonl").read_text(encoding="utf-8").splitlines()]
+                    for d in (hf_dir, vllm_dir))
+            assert [r["filtered_resps"] for r in a] == [r["filtered_resps"] for r in b], (lora.name, task)
+            if task == "demo_mcq":
+                for ra, rb in zip(a, b):
+                    assert [s[0] for s in rb["resps"]] == pytest.approx([s[0] for s in ra["resps"]], abs=1e-4)
+                    assert [s[1:] for s in rb["resps"]] == [s[1:] for s in ra["resps"]]
+            else:
+                assert any(r["filtered_resps"] for r in a)  # some text was generated and compared
