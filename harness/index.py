@@ -256,6 +256,29 @@ def record_run_dir(db_path: Path, run_dir: Path, results: dict) -> str:
         db.close()
 
 
+def forget_runs_under(db_path: Path, folder: Path) -> int:
+    """Remove from the index every run whose run folder lies inside ``folder`` (a training
+    stage being redone deletes its checkpoints and their runs); returns how many."""
+    if not Path(db_path).is_file():
+        return 0
+    prefix = str(Path(folder).resolve()).rstrip("/") + "/"
+    db = connect(Path(db_path))
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            ids = [r[0] for r in db.execute("SELECT run_id FROM runs WHERE substr(run_dir, 1, ?) = ?",
+                                            (len(prefix), prefix))]
+            for table in TABLES:
+                db.executemany(f"DELETE FROM {table} WHERE run_id=?", [(i,) for i in ids])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return len(ids)
+    finally:
+        db.close()
+
+
 def _float(x) -> Optional[float]:
     try:
         v = float(x)
