@@ -11,7 +11,8 @@ becomes the reward model of the RL stages and the tip stays where it was.
 Lines are independent: a gate that stops one, or a bad data file in one, does not stop
 the others. The state file (:mod:`pipeline_state`) is rewritten after every step, so a
 rerun of the same pipeline.yaml skips every stage whose result and gate decision are
-recorded and redoes only an interrupted one.
+recorded, redoes an interrupted one, and redoes a stage whose settings (its keys, the
+eval tasks, its gate policy) changed, with every stage after it.
 """
 
 from __future__ import annotations
@@ -116,27 +117,29 @@ def score_base(config: PipelineConfig, base: BaseModelSpec) -> Path:
 def _run_line(config: PipelineConfig, state: PipelineState, base: BaseModelSpec, line: dict,
               trained: list) -> None:
     name = base.name
-    if line["status"] == "stopped":
-        say(f"[{name}] stopped earlier by the gate: {line['reason']} (recorded; nothing to do)")
-        return
     line.update(status="running", reason="")
     if not line["base_run"] or not (Path(line["base_run"]) / "results.json").is_file():
         say(f"[{name}] scoring the base model {base.model} on {','.join(config.eval_tasks)} ...")
         line["base_run"] = str(score_base(config, base))
         state.save()
     line["current"] = {"stage": "base", "checkpoint": base.model, "run_dir": line["base_run"]}
+    retrained = False  # once a stage is (re)trained, the stages after it start from a new parent
     for stage in config.stages:
         record = state.stage(line, stage)
         digest = config.stage_hash(base, stage)
-        if record is not None and record["status"] == "done":
-            if record["hash"] != digest:
-                raise UserError(f"stage {stage} of {name} was run with other settings (see {state.path}); "
-                                f"give a new output_root, or remove {record['output_dir']} and its entry in the "
-                                "state file to run it again")
+        reuse = record is not None and record["status"] == "done" and record["hash"] == digest and not retrained
+        if reuse:
             say(f"[{name}] {stage}: done earlier: {record['decision']['summary']}")
         else:
+            if record is not None and record["status"] == "done":
+                why = "its settings changed" if record["hash"] != digest else "a stage before it was retrained"
+                say(f"[{name}] {stage}: redoing it, {why}")
+            names = list(line["stages"])
+            for later in names[names.index(stage):] if stage in names else []:
+                del line["stages"][later]  # decided from a parent that is no longer the line's
             record = _run_stage(config, state, base, line, stage, digest)
             trained.append((name, stage))
+            retrained = True
         decision = record["decision"]
         if stage in SIDE_STAGES:
             line["reward_model"] = decision["promoted_checkpoint"]
@@ -158,7 +161,10 @@ def _run_stage(config: PipelineConfig, state: PipelineState, base: BaseModelSpec
     from . import stages
 
     out = config.output_root / base.name / stage
-    if out.exists():  # an interrupted earlier attempt: its checkpoints were never gated
+    if out.exists():  # an interrupted or outdated attempt: its checkpoints and their runs go
+        from aimed.harness.index import forget_runs_under
+
+        forget_runs_under(config.index_db, out)
         shutil.rmtree(out)
     parent = line["current"]
     keys = dict(config.stage_keys(base, stage))

@@ -83,8 +83,8 @@ def state_of(root: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def runs(workdir):
-    """Four runs of one pipeline: pt alone; everything, interrupted in fast's dpo; the rerun
-    that finishes; a rerun with nothing left to do."""
+    """Five runs of one pipeline: pt alone; everything, interrupted in fast's dpo; the rerun
+    that finishes; a rerun with nothing left to do; a rerun after dpo's settings changed."""
     from aimed.harness.cli import main
 
     mp = pytest.MonkeyPatch()
@@ -95,7 +95,12 @@ def runs(workdir):
                 ("pt_only", ["--stages", "pt"], None),
                 ("interrupted", [], ("fast", "dpo")),
                 ("resumed", [], None),
-                ("again", [], None)):
+                ("again", [], None),
+                ("edited", [], None)):
+            if name == "edited":  # dpo's settings change: only dpo is redone (slow never got there)
+                data = json.loads(json.dumps(PIPELINE))
+                data["stage_config"]["dpo"]["max_steps"] = 3
+                write_pipeline(workdir, data)
             calls = Calls(mp, interrupt)
             code = main(["pipeline", "--config", str(config), *argv])
             out[name] = {"code": code, "calls": calls.calls, "state": state_of(workdir)}
@@ -137,6 +142,10 @@ def test_resume_redoes_no_finished_stage(runs):
     # the rerun redoes only the interrupted stage, then the other line
     assert runs["resumed"]["calls"] == [("fast", "dpo"), ("slow", "sft")]
     assert runs["again"]["calls"] == [] and runs["again"]["code"] == 1
+    assert runs["edited"]["calls"] == [("fast", "dpo")] and runs["edited"]["code"] == 1
+    redone = runs["edited"]["state"]["lines"]["fast"]["stages"]["dpo"]
+    assert [Path(c["path"]).name for c in redone["checkpoints"]] == ["checkpoint-2", "checkpoint-3"]
+    assert redone["train_metrics"]["steps"] == 3
     pt = [r["state"]["lines"]["fast"]["stages"]["pt"] for r in runs.values()]
     assert len({(p["started"], p["finished"]) for p in pt}) == 1  # recorded once, never redone
     done = runs["resumed"]["state"]["lines"]["fast"]["stages"]["dpo"]
@@ -147,7 +156,7 @@ def test_leaderboard_lists_every_checkpoint_with_its_lineage(runs, workdir, cli)
     code, out, err = cli("leaderboard", "--db", workdir / "out" / "aimed_index.sqlite", "--format", "json")
     assert code == 0, err
     rows = json.loads(out)["rows"]
-    state = runs["again"]["state"]["lines"]
+    state = runs["edited"]["state"]["lines"]
     for base, line in state.items():
         mine = [r for r in rows if r["base_model"] == base]
         assert [r["stage"] for r in mine if r["stage"] == "base"] == ["base"]
