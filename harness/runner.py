@@ -19,7 +19,7 @@ from .models.requests import GenerateRequest, LoglikelihoodRequest
 from .prompts import PromptConfig, build_context, continuations, pick_fewshot
 from .scoring.score import score_record, summarise, by_category
 from .taskregistry import Task
-from .templates import template_stops
+from .templates import TOKENIZER_TEMPLATE, template_stops
 
 CHUNK = 256  # requests a cache commit
 
@@ -135,7 +135,10 @@ def compute(backend, cache, model_fp: str, requests: list, progress: bool,
 
 def run_task(task: Task, backend, cache, model_fp: str, opts: RunOptions) -> TaskOutcome:
     started = time.perf_counter()
-    requests, records, k, n_original = build_requests(task, opts, backend.tokenizer)
+    # The tokenizer only renders its own chat template; not asking for it otherwise lets the HF
+    # backend skip loading it when every answer is in the response cache (models/hf.py).
+    tokenizer = backend.tokenizer if opts.template_name == TOKENIZER_TEMPLATE else None
+    requests, records, k, n_original = build_requests(task, opts, tokenizer)
     responses, computed, shards = compute(backend, cache, model_fp, requests, opts.progress, task.name)
     for record, resp in zip(records, responses):
         record["resps"] = resp

@@ -14,12 +14,13 @@ fallback for models the fast paths do not fit.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import torch
 
 from .args import ModelArgs
-from .loading import load_model
+from .loading import checkpoint_info, load_model, load_tokenizer
 from .requests import ContinuationScore, GenerateRequest, LoglikelihoodRequest, cut_at_stop
 from . import hf_fast
 
@@ -29,12 +30,34 @@ class HFBackend:
 
     def __init__(self, args: ModelArgs, batch_size: str | int = "auto", fast: bool = True):
         self.args = args
-        self.model, self.tokenizer, self.info = load_model(args)
+        # Folders are checked now; weights and tokenizer load on first use, so a rerun whose
+        # every request is in the response cache loads neither (evaluate() fingerprints the
+        # files named in info; runner asks for the tokenizer only for its chat template).
+        self.info = checkpoint_info(args)
         self.device = self.info["device"]
-        self.max_length = self.info["max_length"]
+        self._model = self._tokenizer = None
         self.batch_size = batch_size
         self.fast = fast  # False: the plain paths (reference, and fallback)
         self._fast_checked = False
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model, self._tokenizer, info = load_model(self.args, self.info, self._tokenizer)
+            self.info.update(info)
+        return self._model
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.args, Path(self.info["model_folder"]))
+        return self._tokenizer
+
+    @property
+    def max_length(self) -> int:
+        if "max_length" not in self.info:
+            self.model  # loading the model records it
+        return self.info["max_length"]
 
     def use_adapter(self, folder: str) -> None:
         """Score with another LoRA adapter of the loaded base (``models/adapters.py``)."""

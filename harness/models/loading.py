@@ -120,11 +120,9 @@ def load_tokenizer(args: ModelArgs, model_folder: Optional[Path]):
     return tok
 
 
-def load_model(args: ModelArgs) -> tuple[Any, Any, dict]:
-    """(model in eval mode, tokenizer, info). info records folders, device and dtype."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
+def checkpoint_info(args: ModelArgs) -> dict:
+    """The checked folders, device and dtype, without loading weights or tokenizer: what a
+    run records and fingerprints (a rerun served from the response cache needs no more)."""
     folder = local_folder(args.model, "--model")
     if folder is None:
         folder = snapshot_folder(args.model, args.revision)
@@ -138,7 +136,21 @@ def load_model(args: ModelArgs) -> tuple[Any, Any, dict]:
         adapters.append(afolder)
     device = resolve_device(args)
     dtype = resolve_dtype(args.dtype, device)
-    tokenizer = load_tokenizer(args, folder)
+    return {"model_folder": str(folder), "adapter_folders": [str(a) for a in adapters],
+            "device": device, "dtype": str(dtype).replace("torch.", "")}
+
+
+def load_model(args: ModelArgs, checked: Optional[dict] = None, tokenizer: Any = None) -> tuple[Any, Any, dict]:
+    """(model in eval mode, tokenizer, info). info records folders, device, dtype and max
+    length. ``checked``: checkpoint_info(args) when the caller has it; ``tokenizer``: one
+    already loaded with load_tokenizer(args, ...)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    info = dict(checked or checkpoint_info(args))
+    folder, adapters = Path(info["model_folder"]), [Path(a) for a in info["adapter_folders"]]
+    device, dtype = info["device"], getattr(torch, info["dtype"])
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(args, folder)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(folder), dtype=dtype, trust_remote_code=args.trust_remote_code, use_safetensors=None)
@@ -156,9 +168,7 @@ def load_model(args: ModelArgs) -> tuple[Any, Any, dict]:
         model = PeftModel.from_pretrained(model, str(adapters[0]))
     model.to(device)
     model.eval()  # callers score under torch.no_grad(); grad mode stays the caller's (trainers need it)
-    info = {"model_folder": str(folder), "adapter_folders": [str(a) for a in adapters],
-            "device": device, "dtype": str(dtype).replace("torch.", ""),
-            "max_length": _max_length(model, tokenizer)}
+    info["max_length"] = _max_length(model, tokenizer)
     return model, tokenizer, info
 
 
