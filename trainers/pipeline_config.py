@@ -225,6 +225,16 @@ def check_stages(stages: list[str], known: list[str], where: str, reward_given: 
                                 f"add '{need}' to the stages")
 
 
+def check_installed(modules: tuple, extra: str, command: str) -> None:
+    """The packages a command needs beyond the core install, named with the extra to install."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"{command} needs {', '.join(missing)}: pip install \"aimed-eval[{extra}]\" "
+                        f"(or pip install -e \".[{extra}]\" in a checkout)")
+
+
 def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Optional[list[str]] = None,
                   only: Optional[list[str]] = None) -> PipelineConfig:
     """Read and check ``path``; ``output_root``/``stages``/``only`` (base model names) are the
@@ -233,6 +243,7 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
 
     from .stages import check_parent, load_stage_config, stage_module, stage_names
 
+    check_installed(("trl", "datasets", "accelerate"), "training", "aimed-eval pipeline")
     path = Path(path)
     raw, text = read_pipeline_file(path)
     folder = path.resolve().parent

@@ -98,8 +98,9 @@ def gate_stage(checkpoints: list[Path], eval_runs: dict, parent_run: Path, polic
     else:
         verdict, go_on, failures = "promoted", True, []
         task, _, metric = policy.rank_by.partition("/")
-        head = [r for r in checks if (r["task"], r["metric"]) == (task, metric)] or \
-            [r for r in checks if r["promotion"] == "met"] or checks[:1]
+        ranked = shown.comparison.row(task, metric)  # the row it was chosen by, judged or not
+        head = [{"task": task, "metric": metric, "baseline": _f(ranked.a), "candidate": _f(ranked.b),
+                 "delta": _f(ranked.delta), "p_value": _f(ranked.p_value)}] if ranked is not None else checks[:1]
         passed = sum(v.passed for v in selection.verdicts)
         earned = "" if not any(r["promotion"] == "met" for r in checks) else ", gain required met"
         summary = (f"promoted {ckpt.name} ({passed} of {len(runs)} checkpoints passed{earned})"

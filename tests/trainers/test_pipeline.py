@@ -223,3 +223,14 @@ def test_stage_list_out_of_order_or_without_its_parent(workdir, cli, tmp_path):
 def test_bad_inline_gate_policy(workdir, cli, tmp_path):
     err = _bad(workdir, cli, tmp_path, lambda d: d.update(gate={"rules": {"*": {"*": {"max_dorp": 0}}}}))
     assert "gate: unknown key 'max_dorp'" in err
+
+
+def test_missing_training_extra_is_named(cli, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "trl" else real(name, *a))
+    code, out, err = cli("demo", "--out", tmp_path / "d")
+    assert code == 2 and err == 'aimed-eval: error: aimed-eval demo needs trl: pip install "aimed-eval[training,report]" ' \
+                                '(or pip install -e ".[training,report]" in a checkout)\n'
+    assert not (tmp_path / "d").exists()
