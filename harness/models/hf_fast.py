@@ -5,6 +5,8 @@ transformer layers at every position, so these paths run the decoder (the model
 without its output layer) and apply the output layer to the hidden states of the few
 positions that are scored:
 
+* ``run_prompts``: a token prefix that every prompt of a batch shares (the task's
+  instruction line) runs once; its keys and values are repeated for the rows.
 * ``score_positions``: log-probabilities of target tokens at chosen positions. The
   log-softmax normaliser needs the whole vocabulary at each such position, so logits are
   made in chunks of at most ``logit_rows`` positions: one chunk of logits is alive at a
@@ -23,6 +25,7 @@ to the plain paths for models where the decoder-then-head split would not hold.
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Sequence
 
 import torch
@@ -79,6 +82,25 @@ def left_pad(rows: Sequence[list[int]], pad: int, device) -> tuple[torch.Tensor,
     return ids.to(device), mask.to(device), positions.to(device)
 
 
+def run_prompts(decoder, rows: Sequence[list[int]], pad: int, device, min_shared: int = 8):
+    """Run left-padded prompts; (final hidden states [B, W, H], cache, attention mask, lengths).
+
+    A token prefix that every row shares (a task's instruction, say) runs once and its keys
+    and values are repeated for every row, so each row computes only what is its own."""
+    shared = min(len(os.path.commonprefix(list(rows))), min(len(r) for r in rows) - 1)
+    if len(rows) < 2 or shared < min_shared:
+        ids, mask, positions = left_pad(rows, pad, device)
+        out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        return out.last_hidden_state, out.cache, mask, mask.sum(-1)
+    cache = decoder(input_ids=torch.tensor([rows[0][:shared]], device=device), use_cache=True).cache
+    cache.batch_repeat_interleave(len(rows))
+    ids, own, positions = left_pad([r[shared:] for r in rows], pad, device)
+    mask = torch.cat([own.new_ones((len(rows), shared)), own], dim=1)  # padding sits between, masked
+    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions + shared, cache=cache,
+                  use_cache=True)
+    return out.last_hidden_state, out.cache, mask, shared + own.sum(-1)
+
+
 def score_positions(head, hidden: torch.Tensor, pos: torch.Tensor, tok: torch.Tensor,
                     logit_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
     """log p(tok[q] | position pos[q]) and whether tok[q] is that position's argmax.
@@ -104,9 +126,7 @@ def score_positions(head, hidden: torch.Tensor, pos: torch.Tensor, tok: torch.Te
 def next_token_scores(decoder, head, rows: Sequence[list[int]], conts: Sequence[Sequence[int]], pad: int,
                       device, logit_rows: int) -> list[list[tuple[float, int, bool]]]:
     """Score one-token continuations conts[i] after rows[i]: one position a row."""
-    ids, mask, positions = left_pad(rows, pad, device)
-    hidden = decoder(input_ids=ids, attention_mask=mask, position_ids=positions,
-                     use_cache=False).last_hidden_state[:, -1]  # [B, H]
+    hidden = run_prompts(decoder, rows, pad, device)[0][:, -1]  # [B, H]
     pos = torch.tensor([b for b, c in enumerate(conts) for _ in c], dtype=torch.long, device=device)
     tok = torch.tensor([t for c in conts for t in c], dtype=torch.long, device=device)
     logp, greedy = score_positions(head, hidden, pos, tok, logit_rows)
@@ -124,11 +144,8 @@ def score_continuations(decoder, head, items: Sequence[tuple[list[int], list[lis
 
     items: (context ids, [continuation ids, ...]). One forward over the contexts (KV
     cached), one over all continuations (their cache rows repeated per continuation)."""
-    ids, mask, positions = left_pad([ctx for ctx, _ in items], pad, device)
-    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-    h_last = out.last_hidden_state[:, -1]  # [B, H]: predicts every option's first token
-    cache = out.cache
-    lengths = mask.sum(-1)  # [B]
+    hidden, cache, mask, lengths = run_prompts(decoder, [ctx for ctx, _ in items], pad, device)
+    h_last = hidden[:, -1]  # [B, H]: predicts every option's first token
     runs = [(b, o, cont) for b, (_, conts) in enumerate(items) for o, cont in enumerate(conts)]
     longer = [(b, cont) for b, _, cont in runs if len(cont) > 1]
     pool = [h_last]
@@ -147,7 +164,7 @@ def score_continuations(decoder, head, items: Sequence[tuple[list[int], list[lis
                         position_ids=opt_pos, cache=cache, use_cache=True).last_hidden_state  # [R, W, H]
         pool.append(h_opt[opt_mask.bool()])  # row-major: row r's token j at offset(r) + j
         del h_opt
-    del cache, out
+    del cache
     hidden = torch.cat(pool)
     pos, tok = [], []
     offset = len(items)
