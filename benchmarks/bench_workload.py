@@ -62,6 +62,9 @@ def run_aimed(a, task_name: str, mode: str) -> dict:
     backend = HFBackend(ModelArgs(model=a.ckpt, device=a.device, dtype="float32"), batch_size=a.batch_size,
                         fast=not a.plain)
     backend._use_fast()  # the one-off check, outside the timing
+    executed = [0]  # token positions through the model, padding included (a shared prefix once a batch)
+    backend.model.get_input_embeddings().register_forward_hook(
+        lambda mod, inp, out: executed.__setitem__(0, executed[0] + inp[0].numel()))
     task = resolve_tasks([task_name])[0]
     opts = RunOptions(mode=mode, limit=a.items, progress=False)
     with PeakRSS() as mem:
@@ -71,6 +74,7 @@ def run_aimed(a, task_name: str, mode: str) -> dict:
     out = {"seconds": seconds, "items": len(outcome.records), "fast": backend.fast,
            "per_item": [r["resps"] for r in outcome.records]}
     if mode == "loglikelihood":  # tokens through the model, for the utilisation figure
+        out["executed_tokens"] = executed[0]
         out["tokens"] = sum(min(len(backend.encode_pair(r["arguments"]["context"], "A")[0]), backend.max_length)
                             for r in outcome.records)
         from bench_checkpoint import non_embedding_params
