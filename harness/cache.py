@@ -15,6 +15,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from .sqlite_wal import enable_wal
+
 CACHE_ENV = "AIMED_CACHE"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -40,8 +42,7 @@ class ResponseCache:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / "responses.sqlite"
         self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        enable_wal(self.db, timeout_s=60)
         self.db.executescript(SCHEMA)
 
     def get_many(self, model: str, keys: Iterable[str]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import UserError
+from .sqlite_wal import enable_wal
 
 DB_ENV = "AIMED_DB"
 DB_NAME = "aimed_index.sqlite"
@@ -95,8 +96,7 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
             _create(db, path)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+        enable_wal(db, timeout_s=BUSY_MS / 1000)
     except sqlite3.OperationalError as exc:  # locked past the timeout, read-only folder, ...
         db.close()
         raise UserError(f"{path}: cannot write to the results index ({exc}); check the file's "

@@ -166,15 +166,21 @@ def score_continuations(decoder, head, items: Sequence[tuple[list[int], list[lis
         del h_opt
     del cache
     hidden = torch.cat(pool)
-    pos, tok = [], []
+    # Options that begin with the same tokens share the positions after them (the same hidden
+    # state): each such position gets one row of the output layer.
+    pos, tok, seen = [], [], {}
     offset = len(items)
     for b, _, cont in runs:
         pos.append(b)
         tok.append(cont[0])
-        if len(cont) > 1:
-            pos.extend(range(offset, offset + len(cont) - 1))
-            tok.extend(cont[1:])
-            offset += len(cont) - 1
+        for j in range(1, len(cont)):
+            pos.append(seen.setdefault((b, tuple(cont[:j])), offset + j - 1))
+            tok.append(cont[j])
+        offset += len(cont) - 1
+    used = sorted(set(pos))
+    if len(used) < hidden.shape[0]:
+        where = {p: i for i, p in enumerate(used)}
+        hidden, pos = hidden[torch.tensor(used, device=device)], [where[p] for p in pos]
     logp, greedy = score_positions(head, hidden, torch.tensor(pos, device=device),
                                    torch.tensor(tok, device=device), logit_rows)
     logp, greedy = logp.tolist(), greedy.tolist()
