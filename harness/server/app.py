@@ -127,12 +127,13 @@ def make_handler(engine: Engine, limits: Limits, api_key: Optional[str]):
 
         # ---- routes -------------------------------------------------------------------
         def do_GET(self):
+            if self.path.rstrip("/") == "/health":  # open to probes (load balancers): it tells nothing
+                self._send(200, {"status": "ok"})
+                return
             if not self._authorised():
                 return
             if self.path.rstrip("/") == "/v1/models":
                 self._send(200, engine.models())
-            elif self.path.rstrip("/") == "/health":
-                self._send(200, {"status": "ok"})
             else:
                 self._error(404, f"no route {self.path}")
 

@@ -50,7 +50,7 @@ def test_three_adapters_one_load_own_folders_fingerprints_and_index(cli, tiny_ll
 
     loads = []
     real_load = hf.load_model
-    monkeypatch.setattr(hf, "load_model", lambda args: loads.append(args) or real_load(args))
+    monkeypatch.setattr(hf, "load_model", lambda args, *rest: loads.append(args) or real_load(args, *rest))
     out, db = tmp_path / "runs", tmp_path / "index.sqlite"
     code, stdout, err = cli("run", "--model", tiny_llama, "--lora_model", ",".join(map(str, adapters)),
                             "--tasks", "demo_mcq", "--output_dir", out, "--cache_dir", tmp_path / "cache",

@@ -52,6 +52,9 @@ def server(tiny_llama):
             if proc.poll() is not None:
                 pytest.fail(f"server exited: {proc.stdout.read()}")
             time.sleep(0.3)
+    else:
+        proc.terminate()
+        pytest.fail(f"server not healthy after 120 s: {proc.communicate(timeout=30)[0][-2000:]}")
     yield base
     proc.terminate()
     proc.wait(timeout=30)
@@ -118,6 +121,11 @@ def test_load_200_requests_16_clients_and_clean_4xx(server):
           f"p50 {q[49] * 1000:.0f} ms, p90 {q[89] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms")
 
     assert _post(url, body, key="wrong")[0] == 401
+    with pytest.raises(urllib.error.HTTPError) as no_key:  # /health is open to probes; the API is not
+        urllib.request.urlopen(server + "/models", timeout=10)
+    assert no_key.value.code == 401
+    with urllib.request.urlopen(server.removesuffix("/v1") + "/health", timeout=10) as r:
+        assert json.loads(r.read()) == {"status": "ok"}
     status, payload = _post(url, None, raw=json.dumps({**body, "pad": "x" * 100_000}).encode())
     assert status == 413 and "over the limit" in payload["error"]["message"]
     assert _post(url, {**body, "max_tokens": 10**6})[0] == 400

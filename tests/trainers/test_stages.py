@@ -79,7 +79,7 @@ def test_rm_learns_to_rank_chosen_over_rejected(tiny_llama, tmp_path):
 
 def test_rm_lora_checkpoint_loads_with_its_head(tiny_llama, tmp_path):
     data = write_jsonl(tmp_path / "pairs.jsonl", PREFERENCE)
-    result = train("rm", tiny_llama, tmp_path / "rm", train_files=[str(data)], learning_rate=5e-2,
+    result = train("rm", tiny_llama, tmp_path / "rm", train_files=[str(data)], learning_rate=1e-2,
                    eval_fraction=0.0, max_steps=12, template_name="chatglm2")
     from aimed.trainers.rm import load_reward_model, pair_figures, encode_pair_side
 
