@@ -100,10 +100,12 @@ class HFBackend:
             budget = 8192 if generating else 512 * max(1, torch.get_num_threads())
         return max(1, min(64, budget // max(1, longest)))
 
-    def _logit_rows(self) -> int:
-        """Positions whose full-vocabulary logits may exist at once (64 MB of fp32 on a CPU)."""
-        budget = (1 << 26) if self.device.startswith("cuda") else (1 << 24)
-        return max(1, budget // int(self.model.config.vocab_size))
+    def _logits(self) -> dict:
+        """How the output layer is applied: at most ``logit_budget`` logits at once (64 MB of
+        fp32 on a CPU), a vocabulary slice at a time on a CPU, the whole vocabulary on a GPU."""
+        if self.device.startswith("cuda"):
+            return {"logit_budget": 1 << 26, "vocab_chunk": int(self.model.config.vocab_size)}
+        return {"logit_budget": 1 << 24, "vocab_chunk": hf_fast.VOCAB_CHUNK}
 
     def _use_fast(self) -> bool:
         """The fast paths, unless ``fast=False`` or this model's logits are not head(decoder(x))."""
@@ -170,7 +172,7 @@ class HFBackend:
             rows = [single[ri][0][2][-self.max_length:] for ri in chunk]
             conts = [[cont[0] for *_, cont in single[ri]] for ri in chunk]
             scores = hf_fast.next_token_scores(decoder, head, rows, conts, self._pad, self.device,
-                                               self._logit_rows())
+                                               **self._logits())
             for ri, row in zip(chunk, scores):
                 for (_, ci, _, _), score in zip(single[ri], row):
                     results[ri][ci] = score
@@ -209,7 +211,7 @@ class HFBackend:
                 chunk.append(ri)
                 rows += size(ri)
             items = [(groups[ri][0][2], [it[3] for it in groups[ri]]) for ri in chunk]
-            scores = hf_fast.score_continuations(decoder, head, items, self._pad, self.device, self._logit_rows())
+            scores = hf_fast.score_continuations(decoder, head, items, self._pad, self.device, **self._logits())
             for ri, row in zip(chunk, scores):
                 for (_, ci, _, _), score in zip(groups[ri], row):
                     results[ri][ci] = score

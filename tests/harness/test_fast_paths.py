@@ -86,11 +86,13 @@ def test_multiple_choice_same_numbers_and_choices(backend, cmexam, mode, batch_s
 def test_cloze_continuations_are_scored_after_the_shared_prompt(backend):
     """score_continuations against a per-sequence forward, including one-token options."""
     ctx = backend.encode("肝硬化患者最常见的并发症是\n答案：")
-    conts = [backend.encode(t) for t in ("上消化道出血", "肝", "肝性脑病与肝肾综合征")]
-    assert len({len(c) for c in conts}) == 3 and min(len(c) for c in conts) == 1
+    conts = [backend.encode(t) for t in ("上消化道出血", "肝", "肝性脑病与肝肾综合征", "肝性脑病、肝肾综合征与自发性细菌性腹膜炎")]
+    assert len({len(c) for c in conts}) == 4 and min(len(c) for c in conts) == 1
+    assert 2 * (len(conts[0]) - 1) <= len(conts[3]) - 1  # two length groups: the cache is copied for one
     decoder, head = hf_fast.model_parts(backend.model)
     with torch.no_grad():
-        (got,) = hf_fast.score_continuations(decoder, head, [(ctx, conts)], backend._pad, "cpu", logit_rows=3)
+        (got,) = hf_fast.score_continuations(decoder, head, [(ctx, conts)], backend._pad, "cpu",
+                                              logit_budget=3 * 50, vocab_chunk=50)
         for cont, (ll, n, _) in zip(conts, got):
             logits = backend.model(input_ids=torch.tensor([ctx + cont])).logits[0].float().log_softmax(-1)
             want = sum(logits[len(ctx) - 1 + i, t].item() for i, t in enumerate(cont))
@@ -166,19 +168,58 @@ def test_generate_mode_multiple_choice(backend, cmexam, batch_size):
         [predict(task.spec, s, "generate", p) for s, p in zip(samples, plain)]
 
 
-def test_logits_bounded_to_one_chunk(backend, monkeypatch):
-    """score_positions never asks the output layer for more than logit_rows positions."""
+def test_logits_bounded_to_one_chunk(backend):
+    """An output layer that is not a plain Linear is called on whole rows, never more than
+    logit_budget // vocabulary positions at a time."""
     decoder, head = hf_fast.model_parts(backend.model)
+    vocab = head.weight.shape[0]
     seen = []
 
     def spy(h):
         seen.append(h.shape[0])
         return head(h)
 
+    spy.out_features = vocab  # as a custom output module would say its size
+
     hidden = torch.randn(23, backend.model.config.hidden_size)
     pos, tok = torch.arange(23), torch.arange(23) % 50
     with torch.no_grad():
-        got, _ = hf_fast.score_positions(spy, hidden, pos, tok, logit_rows=5)
+        got, _ = hf_fast.score_positions(spy, hidden, pos, tok, logit_budget=5 * vocab)
         want = head(hidden).float().log_softmax(-1)[pos, tok]
     assert max(seen) == 5 and sum(seen) == 23
     assert torch.allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("vocab_chunk", [7, 64, 10**6])
+def test_vocabulary_slices_give_the_whole_softmax(backend, monkeypatch, vocab_chunk):
+    """A Linear output layer applied a slice of the vocabulary at a time (running
+    log-sum-exp and argmax) gives the whole log-softmax and argmax, with at most
+    logit_budget logits alive, a bias included and ties going to the first token."""
+    _, head = hf_fast.model_parts(backend.model)
+    vocab, width = head.weight.shape
+    biased = torch.nn.Linear(width, vocab, bias=True)
+    with torch.no_grad():
+        biased.weight.copy_(head.weight)
+        biased.bias.copy_(torch.randn(vocab))
+        biased.weight[5] = biased.weight[vocab - 3]  # a tie across slices: the first index wins
+        biased.bias[5] = biased.bias[vocab - 3] = 30.0  # every position's argmax is the tied pair
+    hidden = torch.randn(23, width)
+    pos = torch.tensor([0, 0, 3, 22, 22, 9, 14])
+    tok = torch.tensor([5, vocab - 3, 0, vocab - 1, 17, 5, 300])
+    sizes, real_linear = [], torch.nn.functional.linear
+
+    def counting_linear(x, w, b=None):
+        out = real_linear(x, w, b)
+        sizes.append(out.numel())
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "linear", counting_linear)
+    budget = 4 * min(vocab_chunk, vocab)
+    with torch.no_grad():
+        got, greedy = hf_fast.score_positions(biased, hidden, pos, tok, logit_budget=budget, vocab_chunk=vocab_chunk)
+        logits = real_linear(hidden, biased.weight, biased.bias)
+    want = logits.log_softmax(-1)[pos, tok]
+    assert torch.allclose(got, want, atol=1e-5)
+    assert greedy.tolist() == (logits.argmax(-1)[pos] == tok).tolist()
+    assert greedy[0] and not greedy[1]  # the tie: token 5 is the argmax, vocab - 3 is not
+    assert max(sizes) <= budget
