@@ -285,7 +285,8 @@ class HFBackend:
         if self._use_fast() and hf_fast.greedy_settings_plain(self.model.generation_config):
             decoder, head = hf_fast.model_parts(self.model)
             new = hf_fast.greedy_generate(decoder, head, rows, req.max_new_tokens, self._eos_ids(),
-                                          self._stop_check(req.stop), self._pad, self.device)
+                                          self._stop_check(req.stop), self._pad, self.device,
+                                          vocab_chunk=self._logits()["vocab_chunk"])
             texts = [self.tokenizer.decode(ids, skip_special_tokens=True) for ids in new]
             return [cut_at_stop(t, req.stop) for t in texts]
         ids, mask, _ = hf_fast.left_pad(rows, self._pad, self.device)

@@ -272,8 +272,26 @@ def _run_options(decoder, cache, mask: torch.Tensor, lengths: torch.Tensor,
     return out
 
 
+def greedy_tokens(head, hidden: torch.Tensor, vocab_chunk: int = VOCAB_CHUNK) -> torch.Tensor:
+    """argmax of head(hidden) [A, H] -> [A]; a plain Linear a vocabulary slice at a time
+    (the first maximum wins, as torch.argmax's)."""
+    weight = head.weight if type(head) is torch.nn.Linear else None
+    if weight is None or vocab_chunk >= weight.shape[0]:
+        return head(hidden).argmax(-1)
+    best_val = torch.full((hidden.shape[0],), float("-inf"), device=hidden.device)
+    best = torch.zeros(hidden.shape[0], dtype=torch.long, device=hidden.device)
+    for c0 in range(0, weight.shape[0], vocab_chunk):
+        c1 = min(weight.shape[0], c0 + vocab_chunk)
+        bias = None if head.bias is None else head.bias[c0:c1]
+        top, arg = torch.nn.functional.linear(hidden, weight[c0:c1], bias).float().max(-1)
+        best = torch.where(top > best_val, arg + c0, best)
+        best_val = torch.maximum(best_val, top)
+    return best
+
+
 def greedy_generate(decoder, head, rows: Sequence[list[int]], max_new: int, eos: set[int],
-                    stopped: Callable[[list[int]], bool], pad: int, device) -> list[list[int]]:
+                    stopped: Callable[[list[int]], bool], pad: int, device,
+                    vocab_chunk: int = VOCAB_CHUNK) -> list[list[int]]:
     """Greedy continuations of ``rows`` (token ids, the stopping token included).
 
     A row leaves the batch, and its cache rows are dropped, at end-of-text, when
@@ -286,7 +304,7 @@ def greedy_generate(decoder, head, rows: Sequence[list[int]], max_new: int, eos:
     generated: list[list[int]] = [[] for _ in rows]
     del out
     for step in range(max_new):
-        tokens = head(hidden).argmax(-1)  # [A]
+        tokens = greedy_tokens(head, hidden, vocab_chunk)  # [A]
         keep = []
         for a, (row, t) in enumerate(zip(active, tokens.tolist())):
             generated[row].append(t)

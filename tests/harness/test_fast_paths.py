@@ -223,3 +223,12 @@ def test_vocabulary_slices_give_the_whole_softmax(backend, monkeypatch, vocab_ch
     assert greedy.tolist() == (logits.argmax(-1)[pos] == tok).tolist()
     assert greedy[0] and not greedy[1]  # the tie: token 5 is the argmax, vocab - 3 is not
     assert max(sizes) <= budget
+
+
+def test_greedy_tokens_by_vocabulary_slices_are_the_argmax(backend):
+    _, head = hf_fast.model_parts(backend.model)
+    hidden = torch.randn(9, head.weight.shape[1])
+    with torch.no_grad():
+        want = head(hidden).argmax(-1)
+        for chunk in (7, 100, 10**6):
+            assert torch.equal(hf_fast.greedy_tokens(head, hidden, chunk), want)
