@@ -25,7 +25,7 @@ def resolve_data_path(raw: str, spec_path: Path) -> Path:
     if raw.startswith(DATA_PREFIX):
         return data_root() / raw[len(DATA_PREFIX):]
     p = Path(raw).expanduser()
-    return p if p.is_absolute() else spec_path.parent / p
+    return p if p.is_absolute() else Path(os.path.normpath(spec_path.parent / p))  # no 'specs/../' in messages
 
 
 @dataclass
