@@ -116,10 +116,9 @@ def score_positions(head, hidden: torch.Tensor, pos: torch.Tensor, tok: torch.Te
     a time with a running log-sum-exp and argmax (on one CPU thread, [110, 512] x [512,
     4096] slices ran at 95 GFLOP/s where the whole [512, 151936] ran at 70); any other
     output layer is called on whole rows."""
-    weight = head.weight if type(head) is torch.nn.Linear else None
-    if weight is None or vocab_chunk >= weight.shape[0]:
+    if not _sliceable(head, vocab_chunk):
         return _score_whole_rows(head, hidden, pos, tok, max(1, logit_budget // _vocab_size(head, hidden)))
-    n, vocab = hidden.shape[0], weight.shape[0]
+    n = hidden.shape[0]
     lse = torch.empty(n, dtype=torch.float32, device=hidden.device)
     best = torch.empty(n, dtype=torch.long, device=hidden.device)
     picked = torch.empty(pos.shape[0], dtype=torch.float32, device=hidden.device)
@@ -130,10 +129,7 @@ def score_positions(head, hidden: torch.Tensor, pos: torch.Tensor, tok: torch.Te
         run_max = torch.full((r1 - r0,), float("-inf"), device=hidden.device)
         run_sum = torch.zeros(r1 - r0, device=hidden.device)
         run_arg = torch.zeros(r1 - r0, dtype=torch.long, device=hidden.device)
-        for c0 in range(0, vocab, vocab_chunk):
-            c1 = min(vocab, c0 + vocab_chunk)
-            bias = None if head.bias is None else head.bias[c0:c1]
-            logits = torch.nn.functional.linear(h, weight[c0:c1], bias).float()  # [m, c]
+        for c0, c1, logits in _vocab_slices(head, h, vocab_chunk):  # logits: [m, c1 - c0]
             top, arg = logits.max(-1)
             run_arg = torch.where(top > run_max, arg + c0, run_arg)  # strict: the first maximum wins
             new_max = torch.maximum(run_max, top)
@@ -145,6 +141,20 @@ def score_positions(head, hidden: torch.Tensor, pos: torch.Tensor, tok: torch.Te
             del logits
         lse[r0:r1], best[r0:r1] = run_max + torch.log(run_sum), run_arg
     return picked - lse[pos], best[pos] == tok
+
+
+def _sliceable(head, vocab_chunk: int) -> bool:
+    """A plain Linear output layer (not a quantised or wrapped one) wider than one slice."""
+    return type(head) is torch.nn.Linear and vocab_chunk < head.weight.shape[0]
+
+
+def _vocab_slices(head: torch.nn.Linear, hidden: torch.Tensor, vocab_chunk: int):
+    """(first token, end, fp32 logits [n, end - first]) for each slice of the vocabulary."""
+    vocab = head.weight.shape[0]
+    for c0 in range(0, vocab, vocab_chunk):
+        c1 = min(vocab, c0 + vocab_chunk)
+        bias = None if head.bias is None else head.bias[c0:c1]
+        yield c0, c1, torch.nn.functional.linear(hidden, head.weight[c0:c1], bias).float()
 
 
 def _vocab_size(head, hidden: torch.Tensor) -> int:
@@ -275,15 +285,12 @@ def _run_options(decoder, cache, mask: torch.Tensor, lengths: torch.Tensor,
 def greedy_tokens(head, hidden: torch.Tensor, vocab_chunk: int = VOCAB_CHUNK) -> torch.Tensor:
     """argmax of head(hidden) [A, H] -> [A]; a plain Linear a vocabulary slice at a time
     (the first maximum wins, as torch.argmax's)."""
-    weight = head.weight if type(head) is torch.nn.Linear else None
-    if weight is None or vocab_chunk >= weight.shape[0]:
+    if not _sliceable(head, vocab_chunk):
         return head(hidden).argmax(-1)
     best_val = torch.full((hidden.shape[0],), float("-inf"), device=hidden.device)
     best = torch.zeros(hidden.shape[0], dtype=torch.long, device=hidden.device)
-    for c0 in range(0, weight.shape[0], vocab_chunk):
-        c1 = min(weight.shape[0], c0 + vocab_chunk)
-        bias = None if head.bias is None else head.bias[c0:c1]
-        top, arg = torch.nn.functional.linear(hidden, weight[c0:c1], bias).float().max(-1)
+    for c0, _, logits in _vocab_slices(head, hidden, vocab_chunk):
+        top, arg = logits.max(-1)
         best = torch.where(top > best_val, arg + c0, best)
         best_val = torch.maximum(best_val, top)
     return best
