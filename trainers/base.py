@@ -56,6 +56,9 @@ class StageConfig:
         save_steps: save (and score) a checkpoint every N optimizer steps; the last step is
             always saved.
         logging_steps: log the loss every N steps (the first step is always logged).
+        print_logs: print each logged step's figures (loss, learning rate, ...). The
+            pipeline turns it off unless a stage's keys set it: it prints every stage's
+            first -> last figures instead.
         gradient_checkpointing: recompute activations in the backward pass (trl's default:
             less memory, about a third more compute).
 
@@ -98,6 +101,7 @@ class StageConfig:
     seed: int = 42
     save_steps: int = 500
     logging_steps: int = 10
+    print_logs: bool = True
     gradient_checkpointing: bool = True
 
     train_files: list[str] = field(default_factory=list)

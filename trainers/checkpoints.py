@@ -212,6 +212,8 @@ def run_trainer(trainer, scorer: CheckpointScorer, output_dir: Path, extra_metri
     ``extra_metrics`` and ``after()`` (figures measured once training is over) join the
     first/last loss in the result's ``train_metrics``."""
     trainer.add_callback(make_score_on_save(scorer))
+    if not scorer.config.print_logs:
+        keep_bar_drop_log_lines(trainer)
     trainer.train()
     metrics = loss_figures(trainer.state.log_history)
     accuracy = loss_figures(trainer.state.log_history, "mean_token_accuracy")  # trl's SFT: next-token accuracy
@@ -219,6 +221,20 @@ def run_trainer(trainer, scorer: CheckpointScorer, output_dir: Path, extra_metri
     metrics.update(extra_metrics or {})
     metrics.update(after() if after else {})
     return scorer.finish(output_dir, metrics)
+
+
+def keep_bar_drop_log_lines(trainer) -> None:
+    """The progress bar stays; the dict of figures it prints at every logging step goes
+    (the figures still reach ``log_history``, hence the stage's first -> last summary)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class BarOnly(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
+    for noisy in (ProgressCallback, PrinterCallback):
+        if trainer.pop_callback(noisy) is not None and noisy is ProgressCallback:
+            trainer.add_callback(BarOnly())
 
 
 def require_examples(trainer, stage: str, max_length: int) -> None:

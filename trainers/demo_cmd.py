@@ -72,10 +72,11 @@ def prepare(out: Path) -> Path:
 def demo(ns: argparse.Namespace) -> int:
     from aimed.harness.cli import main as cli
 
-    from .pipeline import run_pipeline, summary_lines
+    from .pipeline import quiet_libraries, run_pipeline, summary_lines
     from .pipeline_config import check_installed, load_pipeline
 
     check_installed(("trl", "datasets", "accelerate", "plotly"), "training,report", "aimed-eval demo")
+    quiet_libraries()  # before the tiny model is built and saved
     started = time.perf_counter()
     config = load_pipeline(prepare(ns.out), output_root=ns.out)
     outcome = run_pipeline(config)

@@ -62,13 +62,12 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*")
     try:
+        import datasets
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
-        from datasets.utils.logging import disable_progress_bars
-
-        disable_progress_bars()
+        datasets.disable_progress_bars()  # trl's tokenizing and filtering passes
     except ImportError:  # the training extra is not installed: train_stage will say so
         pass
 
@@ -168,6 +167,7 @@ def _run_stage(config: PipelineConfig, state: PipelineState, base: BaseModelSpec
         shutil.rmtree(out)
     parent = line["current"]
     keys = dict(config.stage_keys(base, stage))
+    keys.setdefault("print_logs", False)  # the pipeline prints each stage's summary instead
     if stage in RL_STAGES and REWARD_KEY not in keys:
         keys[REWARD_KEY] = line["reward_model"]
     keys.update(model=parent["checkpoint"], output_dir=str(out), base_model=base.name,

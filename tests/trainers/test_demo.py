@@ -23,6 +23,8 @@ def test_demo_runs_the_whole_loop(cli, tmp_path, monkeypatch):
     assert line["stages"]["ppo"]["parent"] == line["stages"]["sft"]["decision"]["promoted_checkpoint"]
     assert line["stages"]["ppo"]["train_metrics"]["last_reward"] > line["stages"]["ppo"]["train_metrics"]["first_reward"]
     # what the gate decided, then the leaderboard with every scored stage's checkpoints
+    # the pipeline prints each stage's first -> last figures, not the trainer's log lines
+    assert "{'loss'" not in stdout + err and "sft: trained (90 steps, loss" in stdout
     decided = stdout.split("== what the gate decided ==", 1)[1]
     assert "sft  promoted" in decided and "rm   reward model" in decided
     board = decided.split("== tiny-llama ==", 1)[1]

@@ -100,6 +100,10 @@ def test_cli_trains_and_prints_checkpoints_and_scores(cli, tmp_path, tiny_llama)
     assert code == 0, err
     assert "stage sft done: 2 checkpoint(s)" in out
     assert f"{tmp_path / 'sft' / 'checkpoint-2'}  demo_mcq/acc=" in out
+    assert "{'loss'" in out + err  # print_logs: the trainer's log lines, unless it is turned off
+    code, out, err = cli("train", "--stage", "sft", "--config", yaml, "--output_dir", tmp_path / "quiet",
+                         "--only_cpu=true", "--print_logs=false")
+    assert code == 0 and "{'loss'" not in out + err and "stage sft done: 2 checkpoint(s)" in out
     # refusing to overwrite a finished stage without overwrite: true
     code, _, err = cli("train", "--stage", "sft", "--config", yaml, "--output_dir", tmp_path / "sft")
     assert code == 2 and "not empty; set overwrite: true" in err
