@@ -115,14 +115,12 @@ def score_positions(head, hidden: torch.Tensor, pos: torch.Tensor, tok: torch.Te
     exist at a time. A plain linear output layer is applied ``vocab_chunk`` of its rows at
     a time with a running log-sum-exp and argmax (on one CPU thread, [110, 512] x [512,
     4096] slices ran at 95 GFLOP/s where the whole [512, 151936] ran at 70); any other
-    output layer is called on whole rows."""
-    if not _sliceable(head, vocab_chunk):
-        return _score_whole_rows(head, hidden, pos, tok, max(1, logit_budget // _vocab_size(head, hidden)))
+    output layer is called on whole rows, one slice of the full vocabulary."""
     n = hidden.shape[0]
     lse = torch.empty(n, dtype=torch.float32, device=hidden.device)
     best = torch.empty(n, dtype=torch.long, device=hidden.device)
     picked = torch.empty(pos.shape[0], dtype=torch.float32, device=hidden.device)
-    block = max(1, logit_budget // vocab_chunk)
+    block = max(1, logit_budget // _slice_width(head, hidden, vocab_chunk))
     for r0 in range(0, n, block):
         r1 = min(n, r0 + block)
         h, rows = hidden[r0:r1], (pos >= r0) & (pos < r1)
@@ -143,43 +141,32 @@ def score_positions(head, hidden: torch.Tensor, pos: torch.Tensor, tok: torch.Te
     return picked - lse[pos], best[pos] == tok
 
 
-def _sliceable(head, vocab_chunk: int) -> bool:
-    """A plain Linear output layer (not a quantised or wrapped one) wider than one slice."""
-    return type(head) is torch.nn.Linear and vocab_chunk < head.weight.shape[0]
+def _sliceable(head) -> bool:
+    """A plain Linear output layer, not a quantised or wrapped one: its rows can be sliced."""
+    return type(head) is torch.nn.Linear
 
 
-def _vocab_slices(head: torch.nn.Linear, hidden: torch.Tensor, vocab_chunk: int):
-    """(first token, end, fp32 logits [n, end - first]) for each slice of the vocabulary."""
-    vocab = head.weight.shape[0]
-    for c0 in range(0, vocab, vocab_chunk):
-        c1 = min(vocab, c0 + vocab_chunk)
-        bias = None if head.bias is None else head.bias[c0:c1]
-        yield c0, c1, torch.nn.functional.linear(hidden, head.weight[c0:c1], bias).float()
-
-
-def _vocab_size(head, hidden: torch.Tensor) -> int:
+def _slice_width(head, hidden: torch.Tensor, vocab_chunk: int) -> int:
+    """Logits a position gets in one slice: ``vocab_chunk``, or the whole vocabulary."""
+    if _sliceable(head):
+        return min(vocab_chunk, head.weight.shape[0])
     if getattr(head, "out_features", None):
         return int(head.out_features)
     weight = getattr(head, "weight", None)
     return int(weight.shape[0]) if isinstance(weight, torch.Tensor) else int(head(hidden[:1]).shape[-1])
 
 
-def _score_whole_rows(head, hidden, pos, tok, logit_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """score_positions with the full vocabulary of at most ``logit_rows`` positions at a time."""
-    n = hidden.shape[0]
-    lse = torch.empty(n, dtype=torch.float32, device=hidden.device)
-    best = torch.empty(n, dtype=torch.long, device=hidden.device)
-    picked = torch.empty(pos.shape[0], dtype=torch.float32, device=hidden.device)
-    for start in range(0, n, logit_rows):
-        stop = min(n, start + logit_rows)
-        logits = head(hidden[start:stop]).float()  # [c, V]: the one chunk of logits alive
-        lse[start:stop] = torch.logsumexp(logits, dim=-1)
-        best[start:stop] = logits.argmax(-1)
-        inside = (pos >= start) & (pos < stop)
-        if inside.any():
-            picked[inside] = logits[pos[inside] - start, tok[inside]]
-        del logits
-    return picked - lse[pos], best[pos] == tok
+def _vocab_slices(head, hidden: torch.Tensor, vocab_chunk: int):
+    """(first token, end, fp32 logits [n, end - first]) for each slice of the vocabulary."""
+    if not _sliceable(head):
+        logits = head(hidden).float()
+        yield 0, logits.shape[-1], logits
+        return
+    vocab = head.weight.shape[0]
+    for c0 in range(0, vocab, vocab_chunk):
+        c1 = min(vocab, c0 + vocab_chunk)
+        bias = None if head.bias is None else head.bias[c0:c1]
+        yield c0, c1, torch.nn.functional.linear(hidden, head.weight[c0:c1], bias).float()
 
 
 def next_token_scores(decoder, head, rows: Sequence[list[int]], conts: Sequence[Sequence[int]], pad: int,
@@ -283,10 +270,8 @@ def _run_options(decoder, cache, mask: torch.Tensor, lengths: torch.Tensor,
 
 
 def greedy_tokens(head, hidden: torch.Tensor, vocab_chunk: int = VOCAB_CHUNK) -> torch.Tensor:
-    """argmax of head(hidden) [A, H] -> [A]; a plain Linear a vocabulary slice at a time
-    (the first maximum wins, as torch.argmax's)."""
-    if not _sliceable(head, vocab_chunk):
-        return head(hidden).argmax(-1)
+    """argmax of head(hidden) [A, H] -> [A], a vocabulary slice at a time (the first
+    maximum wins, as torch.argmax's)."""
     best_val = torch.full((hidden.shape[0],), float("-inf"), device=hidden.device)
     best = torch.zeros(hidden.shape[0], dtype=torch.long, device=hidden.device)
     for c0, _, logits in _vocab_slices(head, hidden, vocab_chunk):
