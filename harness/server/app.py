@@ -242,6 +242,15 @@ def _chain(*parts):
 
 def make_server(engine: Engine, host: str, port: int, limits: Limits = Limits(),
                 api_key: Optional[str] = None) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(engine, limits, api_key))
+    server = ThreadingHTTPServer((host, port), make_handler(engine, limits, api_key), bind_and_activate=False)
     server.daemon_threads = True
+    # socketserver listens with a backlog of 5: a burst of more clients overflowed the accept
+    # queue and the kernel dropped connections (a 1 s retransmit, now and then a lost request).
+    server.request_queue_size = max(128, limits.max_concurrency + limits.max_queue)
+    try:
+        server.server_bind()
+        server.server_activate()
+    except BaseException:
+        server.server_close()
+        raise
     return server
