@@ -6,6 +6,7 @@ import json
 import platform
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
@@ -16,6 +17,7 @@ from .distributed import current
 from .errors import UserError
 from .models.args import ModelArgs
 from .models.fingerprint import combine, folder_fingerprint
+from .owned import folder_lock
 from .results import build_results, prepare_output_dir, write_run
 from .runner import RunOptions, TaskOutcome, run_task
 from .taskregistry import group_tree, resolve_tasks
@@ -106,14 +108,21 @@ def iter_runs(runs: list[ModelArgs], task_names: list[str], opts: RunOptions, ou
     shard and only rank 0 writes the folders."""
     tasks = resolve_tasks(task_names)
     output_dirs = [Path(d) for d in output_dirs]
-    for d in output_dirs:  # every folder checked before any model work
+    locks = ExitStack()
+    for d in output_dirs:  # every folder checked (and claimed) before any model work
         prepare_output_dir(d, overwrite)
+        if current().is_main:
+            locks.enter_context(folder_lock(d, "--output_dir"))
     for task in tasks:  # fail on bad data before the (slow) model load
         task.samples()
         if task.fewshot_path and (opts.num_fewshot or task.spec.num_fewshot):
             task.fewshot_pool()
     runs = [replace(a, template_name=opts.template_name) for a in runs]
-    cache = ResponseCache(cache_dir) if use_cache and cache_dir else NoCache()
+    try:
+        cache = ResponseCache(cache_dir) if use_cache and cache_dir else NoCache()
+    except BaseException:
+        locks.close()
+        raise
     try:
         for i, (args, output_dir) in enumerate(zip(runs, output_dirs)):
             started = time.time()
@@ -131,6 +140,7 @@ def iter_runs(runs: list[ModelArgs], task_names: list[str], opts: RunOptions, ou
                                    started, load_seconds)
     finally:
         cache.close()
+        locks.close()
 
 
 def _score_and_write(args: ModelArgs, backend, tasks: list, task_names: list[str], opts: RunOptions, cache,
@@ -172,7 +182,7 @@ def _score_and_write(args: ModelArgs, backend, tasks: list, task_names: list[str
     }
     results = build_results(outcomes, group_tree(task_names), config, aimed, started)
     if current().is_main:  # the other processes of a data-parallel run only scored their shards
-        write_run(output_dir, results, {o.task.name: o.records for o in outcomes})
+        write_run(output_dir, results, {o.task.name: o.records for o in outcomes}, cached=cache.path)
     return RunResult(output_dir, results, outcomes)
 
 

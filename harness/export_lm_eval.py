@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -71,6 +72,7 @@ from typing import Any, Optional
 import yaml
 
 from .errors import UserError
+from .owned import check_target, write_marker
 from .runner import RunOptions, build_requests
 from .taskregistry import Task, group_tree, resolve_tasks
 from .taskspec import MODES
@@ -135,17 +137,27 @@ def export(names: str | list[str], out_dir: Path, mode: Optional[str] = None,
     _check_prefix(prefix)
     tasks = resolve_tasks(names)
     groups = group_tree(names)
+    # an existing folder is written into only when an earlier export made it
+    check_target(Path(out_dir), what="--out", kind="export", overwrite=True)
     out_dir = Path(out_dir).expanduser().resolve()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir}: is a file; give a folder")
-    (out_dir / "data").mkdir(parents=True, exist_ok=True)
     opts = RunOptions(mode=mode, num_fewshot=num_fewshot, limit=limit, seed=seed,
                       template_name=template_name, progress=False)
     result = ExportResult(out_dir=out_dir)
-    for task in tasks:
-        result.tasks.append(_export_task(task, opts, out_dir, prefix, tokenizer))
-    for gname, members in groups.items():
-        result.groups[prefix + gname] = _export_group(gname, members, result, groups, out_dir, prefix)
+    created = not out_dir.exists()
+    try:
+        (out_dir / "data").mkdir(parents=True, exist_ok=True)
+        write_marker(out_dir, "export")
+        for task in tasks:
+            result.tasks.append(_export_task(task, opts, out_dir, prefix, tokenizer))
+        for gname, members in groups.items():
+            result.groups[prefix + gname] = _export_group(gname, members, result, groups, out_dir, prefix)
+    except OSError as exc:
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        for tmp in [*out_dir.glob("*.tmp"), *out_dir.glob("data/*.tmp")]:
+            tmp.unlink(missing_ok=True)
+        raise UserError(f"--out {out_dir}: cannot write the export ({exc.strerror or exc}); free some space or "
+                        "choose a folder you can write to") from None
     return result
 
 

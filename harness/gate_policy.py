@@ -136,5 +136,19 @@ def check_names(policy: Policy, rows: list, where: str) -> None:
             have = sorted({r.metric for r in rows if task in (ANY, r.task) and (task != ANY or r.kind != "suite")})
             if metric not in have:
                 raise UserError(f"{where}: rules.{task} names metric '{metric}', which "
-                                f"{'no task' if task == ANY else task} has{did_you_mean(metric, have)}; "
-                                f"metrics: {', '.join(have)}")
+                                f"{'no task has' if task == ANY else task + ' does not have'}"
+                                f"{did_you_mean(metric, have)}; metrics: {', '.join(have)}")
+    check_rank_by(policy, rows, where)
+
+
+def check_rank_by(policy: Policy, rows: list, where: str) -> None:
+    """``rank_by`` names a row of the comparison (``task/metric``): an unknown one would
+    rank every candidate as equal and promote the first."""
+    if "rank_by" not in policy.model_fields_set:  # the default: judged where a suite row exists
+        return
+    _, sep, metric = policy.rank_by.partition("/")
+    known = sorted({f"{r.task}/{r.metric}" for r in rows})
+    if not sep or not metric or policy.rank_by not in known:
+        raise UserError(f"{where}: rank_by '{policy.rank_by}' is not a task/metric row of the comparison"
+                        f"{did_you_mean(policy.rank_by, known)}; give one of: {', '.join(known[:12])}"
+                        f"{' ...' if len(known) > 12 else ''}")

@@ -20,6 +20,7 @@ from typing import Optional
 from .errors import UserError
 from .evaluate import MANIFEST, package_versions, read_manifest
 from .models.args import ModelArgs
+from .owned import check_target, replace_folder, write_marker
 
 
 def merge_adapter(args: ModelArgs, out_dir: Path, overwrite: bool = False,
@@ -27,11 +28,8 @@ def merge_adapter(args: ModelArgs, out_dir: Path, overwrite: bool = False,
     """Write base + ``args.lora_model[0]`` merged into ``out_dir``; returns it."""
     if len(args.lora_model) != 1:
         raise UserError("--lora_model: give exactly one adapter folder to merge")
+    check_target(Path(out_dir), what="--out", kind="merge", overwrite=overwrite)
     out_dir = Path(out_dir).expanduser().resolve()
-    if out_dir.exists() and not overwrite:
-        raise UserError(f"--out {out_dir}: already exists; pass --overwrite to replace it or choose another folder")
-    if out_dir.is_file():
-        raise UserError(f"--out {out_dir}: is a file; give a folder")
     from .models.loading import load_model
 
     model, tokenizer, info = load_model(args)
@@ -54,16 +52,19 @@ def merge_adapter(args: ModelArgs, out_dir: Path, overwrite: bool = False,
         "versions": package_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = None
     try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_marker(tmp, "merge")
+        replace_folder(tmp, out_dir)
+    except OSError as exc:
+        raise UserError(f"--out {out_dir}: cannot write the merged checkpoint ({exc.strerror or exc}); "
+                        "free some space or choose a folder you can write to (nothing was left behind)") from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     return out_dir

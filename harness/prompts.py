@@ -62,7 +62,9 @@ def pick_fewshot(pool: list[Sample], sample: Sample, k: int, seed: int, task: st
     """k examples, never the item itself; seeded by the item so order and batching don't matter."""
     if k <= 0:
         return []
-    candidates = [s for s in pool if s.id != sample.id]
+    # The item itself is the pool entry from the same file line; a separate dev file may
+    # reuse the test file's ids (CMMLU: anatomy-0 in both), which must not cost an example.
+    candidates = [s for s in pool if not (s.id == sample.id and s.where == sample.where)]
     rng = random.Random(f"{seed}:{task}:{sample.id}")
     return rng.sample(candidates, min(k, len(candidates)))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import UserError
+from .owned import check_target, replace_folder, write_marker
 from .scoring.metrics import METRICS
 
 FILTER = "none"  # lm-eval's filter name for unfiltered metrics: keys look like "acc,none"
@@ -130,36 +131,57 @@ def git_revision(cwd: Optional[Path] = None) -> Optional[str]:
 
 
 def prepare_output_dir(path: Path, overwrite: bool) -> None:
-    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
-        raise UserError(f"--output_dir {path}: already holds files; choose a new folder or pass --overwrite")
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-
-def write_run(path: Path, results: dict, samples: dict[str, list[dict]]) -> Path:
-    """Write the run folder atomically: a temporary sibling, renamed into place."""
-    tmp = path.parent / f".{path.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    """Check ``--output_dir`` before any work: new, empty, or a run folder of ours to replace."""
+    check_target(path, what="--output_dir", kind="run", overwrite=overwrite)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--output_dir {path}: cannot create {path.parent} ({exc.strerror}); "
+                        "choose a folder you can write to") from None
+
+
+def write_run(path: Path, results: dict, samples: dict[str, list[dict]], cached: Optional[Path] = None) -> Path:
+    """Write the run folder atomically: a temporary sibling, swapped into place. A disk that
+    is full or read-only leaves nothing behind, and the message says where the answers are
+    kept (``cached``: the response cache), so the rerun computes nothing again."""
+    tmp = path.parent / f".{path.name}.partial-{os.getpid()}"
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        write_marker(tmp, "run")
         for task, records in samples.items():
             with (tmp / f"samples_{task}.jsonl").open("w", encoding="utf-8") as f:
                 for r in records:
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")
         (tmp / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=2, default=str),
                                           encoding="utf-8")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        replace_folder(tmp, path)
+    except OSError as exc:
+        kept = (f"the answers are kept in the response cache {cached}: rerun the same command once "
+                "there is room and nothing is computed again") if cached else \
+            "the answers were not cached (--no_cache): the run must be scored again"
+        raise UserError(f"--output_dir {path}: cannot write the run folder ({exc.strerror or exc}); "
+                        f"{kept}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, what: Optional[str] = None) -> None:
+    """Write ``text`` to ``path`` through a temporary sibling: a full or read-only disk leaves
+    the old file as it was and no temporary behind (a UserError naming ``what`` or the path)."""
+    path = Path(path)
+    label = f"{what} {path}" if what else str(path)
+    if path.is_dir():
+        raise UserError(f"{label}: is a folder; give a file's path")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{label}: cannot write it ({exc.strerror or exc}); free some space or "
+                        "choose a folder you can write to") from None
 
 
 def read_results(run_dir: Path) -> dict:

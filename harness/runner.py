@@ -69,6 +69,9 @@ def build_requests(task: Task, opts: RunOptions, tokenizer=None) -> tuple[list, 
     pool = task.fewshot_pool() if k else []
     if k and len(pool) <= k and not task.fewshot_path:
         raise UserError(f"task {task.name!r}: --num_fewshot {k} needs more than {k} items; lower it")
+    if k and len(pool) < k:
+        raise UserError(f"task {task.name!r}: --num_fewshot {k} needs {k} examples but {task.fewshot_path} "
+                        f"holds {len(pool)}; lower --num_fewshot to {len(pool)} or less")
     cfg = PromptConfig(mode=mode, num_fewshot=k, seed=opts.seed, template_name=opts.template_name)
     requests, records = [], []
     stops = tuple(spec.generation.stop) + template_stops(opts.template_name)

@@ -164,6 +164,12 @@ def _expand(name: str, stack: tuple[str, ...]) -> list[Task]:
         if member.endswith((".yaml", ".yml")) and not os.path.isabs(member):
             member = str(path.parent / member)
         tasks.extend(_expand(member, stack + (spec.group,)))
+    seen: set[str] = set()
+    for task in tasks:  # a member counted twice would weigh twice in the group's score
+        if task.name in seen:
+            raise UserError(f"{path}: group {spec.group!r} includes task {task.name!r} twice (listed twice, "
+                            "or also through a member group); list each task once")
+        seen.add(task.name)
     return tasks
 
 

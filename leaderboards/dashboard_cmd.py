@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from aimed.harness import flag_types
 from aimed.harness.errors import UserError
 from aimed.harness.index import default_db
 
@@ -27,8 +28,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("dashboard", help="start the streamlit dashboard over the results index (read-only)")
     p.add_argument("--db", type=Path, default=None,
                    help="results index (default: AIMED_DB, else aimed_runs/aimed_index.sqlite)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
+    p.add_argument("--host", default="127.0.0.1", type=flag_types.host, help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=flag_types.port, default=8501, help="port (default: 8501)")
     p.set_defaults(func=dashboard)
 
 

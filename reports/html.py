@@ -176,6 +176,7 @@ def render(c: ReportContent) -> str:
     return (
         "<!DOCTYPE html>\n<html lang=\"zh\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<meta name=\"generator\" content=\"aimed-eval report\">"
         f"<title>AiMed-Eval report</title><style>{STYLE}</style>\n"
         f"<script type=\"text/javascript\">{plotly_js}</script></head>\n"
         f"<body data-charts=\"{charts.count}\"><h1>AiMed-Eval report</h1>"

@@ -49,6 +49,20 @@ def check_writable(out: Path) -> None:
         raise UserError(f"--out {out}: folder {parent} does not exist; create it or write elsewhere")
     if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise UserError(f"--out {out}: not writable; choose a file in a folder you can write to")
+    if out.exists() and not is_our_report(out):
+        raise UserError(f"--out {out}: already exists and is not a report aimed-eval wrote; choose another "
+                        "file name (it was left as it is)")
+
+
+def is_our_report(path: Path) -> bool:
+    """A file an earlier ``aimed-eval report`` wrote, which a new report may replace."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return head.startswith("# AiMed-Eval report\n") or (
+        head.startswith("<!DOCTYPE html>") and "<title>AiMed-Eval report</title>" in head)
 
 
 def write_atomically(out: Path, text: str) -> None:

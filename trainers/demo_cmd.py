@@ -51,10 +51,15 @@ def prepare(out: Path) -> Path:
     import shutil
 
     from aimed.harness.errors import UserError
+    from aimed.harness.owned import check_target, write_marker
 
-    if out.is_file():
-        raise UserError(f"--out {out}: is a file; give a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    # a rerun goes on in its own demo folder; any other folder with files in it is refused
+    check_target(out, what="--out", kind="demo", overwrite=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_marker(out, "demo")
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write there ({exc.strerror}); choose a folder you can write to") from None
     bundled = Path(__file__).resolve().parent / "demo_data"
     for name in DATA_FILES:
         if not (out / name).exists():  # an edited copy is kept: rerun with your changes

@@ -120,6 +120,9 @@ def clear_output_dir(out: Path) -> None:
     """Start from an empty folder (``train_stage`` has checked overwrite is allowed)."""
     import shutil
 
+    from aimed.harness.owned import write_marker
+
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    write_marker(out, "stage")

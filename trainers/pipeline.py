@@ -162,7 +162,9 @@ def _run_stage(config: PipelineConfig, state: PipelineState, base: BaseModelSpec
     out = config.output_root / base.name / stage
     if out.exists():  # an interrupted or outdated attempt: its checkpoints and their runs go
         from aimed.harness.index import forget_runs_under
+        from aimed.harness.owned import check_target
 
+        check_target(out, what="stage folder", kind="stage", overwrite=True)  # never a folder not ours
         forget_runs_under(config.index_db, out)
         shutil.rmtree(out)
     parent = line["current"]

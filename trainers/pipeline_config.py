@@ -315,18 +315,29 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
     from aimed.harness.taskregistry import group_tree, resolve_tasks
 
     try:
-        names = {t.name for t in resolve_tasks(config.eval_tasks)} | set(group_tree(config.eval_tasks))
+        metrics = {t.name: set(t.spec.metrics) for t in resolve_tasks(config.eval_tasks)}
+        for group, members in group_tree(config.eval_tasks).items():
+            metrics[group] = {"score"} | set.intersection(*(metrics.get(m, {"score"}) for m in members))
     except UserError as exc:
         raise UserError(f"{path}{_line_of(text, ('eval', 'tasks'))}: eval.tasks: {exc.message}") from None
+    metrics["suite"] = {"score"}
     for policy in [config.policy, *config.stage_policies.values()]:
-        check_policy_tasks(policy, names | {"suite"})
+        check_policy_tasks(policy, metrics)
     return config
 
 
-def check_policy_tasks(policy: Policy, names: set) -> None:
-    """A policy's tasks must be among the scored ones: found now, not after a stage's training."""
-    named = [t for t in policy.rules if t != "*"] + [policy.rank_by.partition("/")[0]]
+def check_policy_tasks(policy: Policy, metrics: dict[str, set]) -> None:
+    """A policy's tasks (and its rank_by metric) must be among the scored ones: found now,
+    not after a stage's training."""
+    names = set(metrics)
+    task_ranked, _, metric_ranked = policy.rank_by.partition("/")
+    named = [t for t in policy.rules if t != "*"] + [task_ranked]
     for task in named:
         if task not in names:
             raise UserError(f"{policy.source}: names task '{task}', which eval.tasks does not score"
                             f"{did_you_mean(task, sorted(names))}; scored: {', '.join(sorted(names))}")
+    if metric_ranked not in metrics[task_ranked]:
+        have = sorted(metrics[task_ranked])
+        raise UserError(f"{policy.source}: rank_by '{policy.rank_by}': {task_ranked} has no metric "
+                        f"'{metric_ranked}'{did_you_mean(metric_ranked, have)}; give task/metric, metrics: "
+                        f"{', '.join(have)}")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from aimed.harness.errors import UserError, did_you_mean
+from aimed.harness.owned import check_target
 
 from .base import DTYPES, FINETUNE_KINDS, StageConfig, StageResult
 
@@ -168,14 +169,9 @@ def train_stage(stage: str, config: StageConfig) -> StageResult:
 
     parent = resolve_parent(config)
     out = output_dir_of(stage, config, parent.base_model)
-    here = out.expanduser().resolve()
-    if here in (Path.cwd(), *Path.cwd().parents, Path.home()) or _inside(Path(parent.path), here):
-        raise UserError(f"output_dir {out}: would replace the working folder, the home folder or the parent "
-                        "checkpoint; give a folder of its own for this stage")
-    if out.is_file():
-        raise UserError(f"output_dir {out}: is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()) and not config.overwrite:
-        raise UserError(f"output_dir {out}: not empty; set overwrite: true to replace it, or give another folder")
+    if _inside(Path(parent.path), out.expanduser().resolve()):
+        raise UserError(f"output_dir {out}: holds the parent checkpoint; give a folder of its own for this stage")
+    check_target(out, what="output_dir", kind="stage", overwrite=config.overwrite, how="set overwrite: true")
     try:
         return module.train(config)
     except UserError:

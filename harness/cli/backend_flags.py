@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from .. import flag_types
 from ..errors import UserError
 
 BACKENDS = ("hf", "vllm", "openai")
@@ -17,10 +18,10 @@ def add_backend_flags(p: argparse.ArgumentParser) -> None:
                    help="hf: load the checkpoint here (default); vllm: load it into vLLM on the GPU "
                         "(pip install 'aimed-eval[vllm]'); openai: an OpenAI-compatible server "
                         "(--model is then the id it serves)")
-    g.add_argument("--base_url", default=None, help="the server's API root, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--base_url", default=None, type=flag_types.http_url, help="the server's API root, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--api_key", default=None, help="the server's key (default: $OPENAI_API_KEY)")
-    g.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (default: 8)")
-    g.add_argument("--max_retries", type=int, default=5, help="retries on 429, 5xx and lost connections")
+    g.add_argument("--concurrency", type=flag_types.positive_int, default=8, help="requests in flight at once (default: 8)")
+    g.add_argument("--max_retries", type=flag_types.non_negative_int, default=5, help="retries on 429, 5xx and lost connections")
     g.add_argument("--request_timeout", type=float, default=120.0, help="seconds a request may take")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import flag_types
 from .model_flags import add_model_flags, model_args
 
 CLEAR = ("clear", "/clear")
@@ -17,7 +18,7 @@ QUIT = ("exit", "quit", "/exit", "/quit")
 
 def add_generation_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("generation")
-    g.add_argument("--max_new_tokens", type=int, default=512, help="longest reply, in tokens (default: 512)")
+    g.add_argument("--max_new_tokens", type=flag_types.positive_int, default=512, help="longest reply, in tokens (default: 512)")
     g.add_argument("--temperature", type=float, default=0.7, help="0 for greedy decoding (default: 0.7)")
     g.add_argument("--top_p", type=float, default=0.9, help="nucleus sampling (default: 0.9)")
     g.add_argument("--repetition_penalty", type=float, default=1.0, help="default: 1.0 (none)")
@@ -42,7 +43,7 @@ def add_parser(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_flags(p, template_default="vicuna")
     add_generation_flags(p)
-    p.add_argument("--max_history", type=int, default=10, help="turns kept as context (default: 10)")
+    p.add_argument("--max_history", type=flag_types.non_negative_int, default=10, help="turns kept as context (default: 10)")
     p.set_defaults(func=run)
 
 

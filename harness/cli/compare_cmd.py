@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from .. import flag_types
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("compare", help="compare two run folders item by item (delta = B - A)")
@@ -17,7 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--n_boot", type=int, default=2000, help="bootstrap resamples and permutations (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level; the interval is 1 - alpha")
-    p.add_argument("--flips", type=int, default=10, metavar="N",
+    p.add_argument("--flips", type=flag_types.non_negative_int, default=10, metavar="N",
                    help="flipped items listed per task in table/markdown (json lists all)")
     p.add_argument("--out", type=Path, default=None, help="write to FILE instead of the terminal")
     p.set_defaults(func=compare)

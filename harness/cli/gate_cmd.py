@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from .. import flag_types
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("gate", help="pass/fail a candidate run against a baseline run (exit 1 on a regression)")
@@ -23,7 +25,7 @@ def add_parser(sub) -> None:
                    help="gates.yaml (default: fail on any significant drop, p < 0.05)")
     p.add_argument("--json", type=Path, default=None, help="write the verdict as JSON here")
     p.add_argument("--summary", type=Path, default=None, help="write the Markdown summary here too")
-    p.add_argument("--flips", type=int, default=5, metavar="N", help="flipped items shown per task (default 5)")
+    p.add_argument("--flips", type=flag_types.non_negative_int, default=5, metavar="N", help="flipped items shown per task (default 5)")
     p.set_defaults(func=gate_cmd)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import flag_types
 from ..models.args import ModelArgs
 from ..templates import template_names
 
@@ -20,10 +21,10 @@ def add_model_flags(p: argparse.ArgumentParser, required: bool = True, template_
     g.add_argument("--tokenizer_path", default=None, help="tokenizer folder, when not the model's own")
     g.add_argument("--template_name", default=template_default, choices=template_names(), metavar="NAME",
                    help=f"chat template: {', '.join(template_names())} (default: {template_default})")
-    g.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
-    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    g.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"), help="auto | float32 | bfloat16 | float16")
+    g.add_argument("--device", default="auto", type=flag_types.device, help="auto | cpu | cuda | cuda:N")
     g.add_argument("--only_cpu", action="store_true", help="run on the CPU even when a GPU is there")
-    g.add_argument("--gpus", default=None, help="GPU ids to use, e.g. 0,1 (sets CUDA_VISIBLE_DEVICES)")
+    g.add_argument("--gpus", default=None, type=flag_types.gpu_ids, help="GPU ids to use, e.g. 0,1 (sets CUDA_VISIBLE_DEVICES)")
     g.add_argument("--resize_emb", action="store_true", help="resize embeddings to the tokenizer's vocabulary")
     g.add_argument("--model_type", default="auto", help="llama, baichuan, chatglm, qwen, ... (recorded; "
                    "the architecture comes from config.json)")

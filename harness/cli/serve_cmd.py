@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from .. import flag_types
 from ..errors import UserError
 from .chat_cmd import add_generation_flags, generation_config
 from .model_flags import add_model_flags, model_args
@@ -26,14 +27,14 @@ def add_parser(sub) -> None:
     add_model_flags(p, template_default="vicuna")
     add_generation_flags(p)
     g = p.add_argument_group("server")
-    g.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    g.add_argument("--port", type=int, default=8000, help="default: 8000")
+    g.add_argument("--host", default="127.0.0.1", type=flag_types.host, help="address to bind (default: 127.0.0.1, this machine only)")
+    g.add_argument("--port", type=flag_types.port, default=8000, help="default: 8000")
     g.add_argument("--served_model_name", default=None, help="the model id clients name (default: the folder's name)")
     g.add_argument("--api_key", default=None, help=f"require this key (default: ${KEY_ENV}; none: open)")
-    g.add_argument("--max_concurrency", type=int, default=4, help="requests at work at once (default: 4)")
-    g.add_argument("--max_queue", type=int, default=64, help="requests waiting beyond those; more get 429")
-    g.add_argument("--max_tokens_limit", type=int, default=1024, help="largest max_tokens a request may ask")
-    g.add_argument("--max_body_bytes", type=int, default=1 << 20, help="largest request body (default: 1 MiB)")
+    g.add_argument("--max_concurrency", type=flag_types.positive_int, default=4, help="requests at work at once (default: 4)")
+    g.add_argument("--max_queue", type=flag_types.non_negative_int, default=64, help="requests waiting beyond those; more get 429")
+    g.add_argument("--max_tokens_limit", type=flag_types.positive_int, default=1024, help="largest max_tokens a request may ask")
+    g.add_argument("--max_body_bytes", type=flag_types.positive_int, default=1 << 20, help="largest request body (default: 1 MiB)")
     p.set_defaults(func=run)
 
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .. import flag_types
 from ..errors import UserError
 # the module, not its names: common imports the chat command's flags from this package,
 # so when the streamlit app imports common first, this module runs while common is half-built
@@ -31,8 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--ui", choices=tuple(DEFAULT_PORT), default="streamlit", help="default: streamlit")
     common.add_app_flags(p)
     g = p.add_argument_group("server")
-    g.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    g.add_argument("--port", type=int, default=None, help="port (default: 8501 streamlit, 7860 gradio)")
+    g.add_argument("--host", default="127.0.0.1", type=flag_types.host, help="address to bind (default: 127.0.0.1, this machine only)")
+    g.add_argument("--port", type=flag_types.port, default=None, help="port (default: 8501 streamlit, 7860 gradio)")
     p.set_defaults(func=run)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Iterable
 
+from .. import flag_types
 from ..cli.chat_cmd import add_generation_flags, generation_config
 from ..cli.model_flags import add_model_flags, model_args
 from ..errors import UserError
@@ -23,7 +24,7 @@ INSTALL = "pip install 'aimed-eval[webui]'"
 def add_app_flags(p: argparse.ArgumentParser) -> None:
     add_model_flags(p, template_default="vicuna")
     add_generation_flags(p)
-    p.add_argument("--max_history", type=int, default=10, help="turns kept as context (default: 10)")
+    p.add_argument("--max_history", type=flag_types.non_negative_int, default=10, help="turns kept as context (default: 10)")
 
 
 def app_argv(ns: argparse.Namespace) -> list[str]:

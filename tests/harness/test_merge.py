@@ -55,8 +55,12 @@ def test_merged_logits_equal_base_plus_adapter(cli, tiny_llama, lora_adapter, tm
 def test_merge_refuses_an_existing_folder_and_leaves_nothing_half_written(cli, tiny_llama, lora_adapter, tmp_path):
     out = tmp_path / "merged"
     out.mkdir()
-    code, _, err = cli("merge", "--model", tiny_llama, "--lora_model", lora_adapter, "--out", out, "--only_cpu")
-    assert code == 2 and "--overwrite" in err and "Traceback" not in err
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    for extra in ([], ["--overwrite"]):  # not a folder merge wrote: refused even with --overwrite
+        code, _, err = cli("merge", "--model", tiny_llama, "--lora_model", lora_adapter, "--out", out,
+                           "--only_cpu", *extra)
+        assert code == 2 and "did not write" in err and "Traceback" not in err
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
     code, _, err = cli("merge", "--model", tiny_llama, "--out", tmp_path / "m2", "--only_cpu")
     assert code == 2 and "exactly one adapter" in err
     code, _, err = cli("merge", "--model", tiny_llama, "--lora_model", tmp_path / "missing", "--out",

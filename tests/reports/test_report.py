@@ -378,7 +378,8 @@ def test_report_on_two_real_tiny_model_runs(tiny_llama, tiny_qwen2, cli, tmp_pat
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, sample, cli, tmp_path):
     db, runs = sample
     out = tmp_path / "report.html"
-    out.write_text("previous report", encoding="utf-8")
+    previous = "<!DOCTYPE html>\n<html><head><title>AiMed-Eval report</title></head><body>previous</body></html>\n"
+    out.write_text(previous, encoding="utf-8")  # an earlier report, which a failed one must leave alone
     args = ["--db", db, "--out", out]
     if case == "missing index":
         args[1] = tmp_path / "nope.sqlite"
@@ -412,7 +413,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, sample, cli, tmp_
                 "out is a folder": "is a folder", "unknown base model": "qwen2-7", "unknown stage": "rlhf",
                 "unknown task": "cmexan", "unknown run": "missing-run", "runs over different data": "cmexam"}[case]
     assert expected in err, err
-    assert out.read_text(encoding="utf-8") == "previous report"
+    assert out.read_text(encoding="utf-8") == previous
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]
 
 

@@ -106,7 +106,7 @@ def test_cli_trains_and_prints_checkpoints_and_scores(cli, tmp_path, tiny_llama)
     assert code == 0 and "{'loss'" not in out + err and "stage sft done: 2 checkpoint(s)" in out
     # refusing to overwrite a finished stage without overwrite: true
     code, _, err = cli("train", "--stage", "sft", "--config", yaml, "--output_dir", tmp_path / "sft")
-    assert code == 2 and "not empty; set overwrite: true" in err
+    assert code == 2 and "set overwrite: true to replace it" in err
 
 
 def test_eval_tasks_without_their_data_fail_before_training(cli, tmp_path, tiny_llama, monkeypatch):
