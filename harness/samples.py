@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 
-LETTERS = "ABCDEFGHIJ"
+# Option letters, in order. A file with more options than letters is refused by the
+# loaders (naming the column), never cut short.
+LETTERS = string.ascii_uppercase
 
 
 @dataclass
@@ -13,7 +16,9 @@ class Sample:
 
     Multiple choice: ``options`` maps letters to option texts and ``answer`` holds the
     gold letters, sorted (several for a multi-answer item). Generation: ``target`` is
-    the reference text and ``options``/``answer`` are empty. ``categories`` holds the
+    the reference text and ``options``/``answer`` are empty. ``explanation`` is the
+    publisher's explanation of the answer where it gives one (CMExam's ``Explanation``,
+    as written, unstripped), which a protocol may score. ``categories`` holds the
     annotation columns (department, discipline, ...) used for per-category breakdowns;
     ``where`` says where the item came from ("val.csv:17") for messages.
     """
@@ -25,6 +30,7 @@ class Sample:
     target: str = ""
     categories: dict[str, str] = field(default_factory=dict)
     where: str = ""
+    explanation: str = ""
 
     @property
     def is_multi_answer(self) -> bool:
@@ -43,4 +49,14 @@ class Sample:
             "answer": list(self.answer),
             "target": self.target,
             "categories": self.categories,
+            **({"explanation": self.explanation} if self.explanation else {}),
         }
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row a loader could not turn into an item; loaders yield these instead of raising,
+    so that one message can list every bad row of a file (or the rows can be skipped)."""
+
+    line: int
+    message: str  # what is wrong and how to fix it, without the "path:line: " prefix

@@ -1,20 +1,67 @@
-"""Find tasks and groups by name or spec path, resolve their data, and load their items."""
+"""Find tasks and groups by name or spec path, resolve their data, and load their items.
+
+Bad rows: a loader yields a ``BadRow`` for each row it cannot read, and the checks every
+task gets (unique ids, answers among the options, ...) add theirs; then either one
+UserError lists them all (up to ``MAX_LISTED``, then a count), or, with ``on_bad_row: skip``
+in the spec or ``--skip_bad_rows`` (``skip_bad_rows()``), they are skipped with one warning
+that lists each by line and recorded on the task (``Task.skipped_rows``, which a run writes
+to ``results.json`` as ``aimed.skipped_rows``).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Iterable, Union
 
 from . import plugins
 from .errors import UserError, did_you_mean
-from .samples import Sample
+from .samples import BadRow, Sample
+from .scoring.metrics import METRICS
+from .scoring.protocol import PROTOCOLS
 from .taskspec import GroupSpec, Spec, TaskSpec, parse_spec
 
 DATA_ENV = "AIMED_DATA"
 DATA_PREFIX = "$AIMED_DATA/"
+MAX_LISTED = 20  # bad rows named in one message; the rest are counted
+log = logging.getLogger(__name__)
+_SKIP_BAD_ROWS = False  # set by --skip_bad_rows for the whole invocation
+
+
+def skip_bad_rows(on: bool = True) -> None:
+    """``--skip_bad_rows``: skip every task's bad rows, whatever its spec says."""
+    global _SKIP_BAD_ROWS
+    _SKIP_BAD_ROWS = on
+
+
+def bad_rows_message(path: Path, bad: list[BadRow]) -> str:
+    """One line naming every bad row (up to MAX_LISTED) and the ways out."""
+    hint = "or skip them: `on_bad_row: skip` in the spec, or --skip_bad_rows"
+    if len(bad) == 1:
+        return f"{path}:{bad[0].line}: {_one_line(bad[0].message)} ({hint.replace('them', 'it')})"
+    listed = "; ".join(f"line {b.line}: {_one_line(b.message)}" for b in bad[:MAX_LISTED])
+    more = f"; and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
+    return f"{path}: {len(bad)} bad rows: {listed}{more}; fix them, {hint}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def collect_rows(rows: Iterable[Union[Sample, BadRow]], path: Path, skip: bool) -> tuple[list[Sample], list[BadRow]]:
+    """Split a loader's output into items and bad rows; unless ``skip``, bad rows are an error."""
+    items: list[Sample] = []
+    bad: list[BadRow] = []
+    for row in rows:
+        (bad if isinstance(row, BadRow) else items).append(row)
+    if bad and not skip:
+        raise UserError(bad_rows_message(path, bad))
+    return items, bad
 
 
 def data_root() -> Path:
@@ -33,6 +80,7 @@ class Task:
     spec: TaskSpec
     spec_path: Path
     _cache: dict = field(default_factory=dict, repr=False)
+    skipped_rows: list[dict] = field(default_factory=list)  # {"file", "line", "reason"} of each skipped row
 
     @property
     def name(self) -> str:
@@ -56,8 +104,22 @@ class Task:
             raise UserError(f"task {self.name!r}: data file {path} not found; put the "
                             f"{self.spec.data.loader} data there{hint}")
         loader = plugins.LOADERS.get(self.spec.data.loader)
-        items = list(loader(path, self.spec.data))
-        _check_items(items, path, self.spec)
+        skip = _SKIP_BAD_ROWS or self.spec.on_bad_row == "skip"
+        items, bad = collect_rows(loader(path, self.spec.data), path, skip=True)
+        problems = _check_items(items, path, self.spec)
+        bad = sorted(bad + [b for _, b in problems], key=lambda b: b.line)
+        if bad and not skip:
+            raise UserError(bad_rows_message(path, bad))
+        if problems:
+            dropped = {i for i, _ in problems}
+            items = [s for i, s in enumerate(items) if i not in dropped]
+        if bad:
+            log.warning("%s: skipped %d bad row(s): %s", path, len(bad),
+                        "; ".join(f"line {b.line}: {_one_line(b.message)}" for b in bad))
+            self.skipped_rows.extend({"file": str(path), "line": b.line, "reason": _one_line(b.message)}
+                                     for b in bad)
+        if not items:
+            raise UserError(f"{path}: no items found; check that the file has rows and the spec's loader fits it")
         return items
 
     def samples(self) -> list[Sample]:
@@ -81,27 +143,67 @@ class Task:
         return hashlib.sha256(self.spec.model_dump_json().encode()).hexdigest()[:16]
 
 
-def _check_items(items: list[Sample], path: Path, spec: TaskSpec) -> None:
-    """Checks every loader gets for free: ids unique, choices well-formed."""
+def _check_items(items: list[Sample], path: Path, spec: TaskSpec) -> list[tuple[int, BadRow]]:
+    """Checks every loader gets for free: ids unique, choices well-formed. (index, problem) of each bad item."""
     if not items:
         raise UserError(f"{path}: no items found; check that the file has rows and the spec's loader fits it")
+    problems: list[tuple[int, BadRow]] = []
     seen: dict[str, str] = {}
-    for s in items:
-        if s.id in seen:
-            raise UserError(f"{s.where or path}: duplicate id {s.id!r} (first at {seen[s.id]}); ids must be unique")
-        seen[s.id] = s.where or "?"
-        if spec.kind == "multiple_choice":
-            if len(s.options) < 2:
-                raise UserError(f"{s.where or path}: item {s.id!r} has {len(s.options)} options; "
-                                "a multiple-choice item needs at least two non-empty options")
-            if not s.answer:
-                raise UserError(f"{s.where or path}: item {s.id!r} has no answer letter; fill in the answer")
-            missing = [a for a in s.answer if a not in s.options]
-            if missing:
-                raise UserError(f"{s.where or path}: answer {''.join(missing)!r} of item {s.id!r} is not "
-                                f"among its options {''.join(s.options)}; fix the answer or the options")
-        elif not s.target.strip():
-            raise UserError(f"{s.where or path}: item {s.id!r} has an empty reference text")
+    for i, s in enumerate(items):
+        problem = _item_problem(s, seen, spec)
+        if problem:
+            problems.append((i, BadRow(_line_of(s), problem)))
+        else:
+            seen[s.id] = s.where or "?"
+    return problems
+
+
+def _item_problem(s: Sample, seen: dict[str, str], spec: TaskSpec) -> str:
+    if s.id in seen:
+        return f"duplicate id {s.id!r} (first at {seen[s.id]}); ids must be unique"
+    if spec.kind == "multiple_choice":
+        if len(s.options) < 2:
+            return (f"item {s.id!r} has {len(s.options)} options; "
+                    "a multiple-choice item needs at least two non-empty options")
+        if not s.answer:
+            return f"item {s.id!r} has no answer letter; fill in the answer"
+        missing = [a for a in s.answer if a not in s.options]
+        if missing:
+            return (f"answer {''.join(missing)!r} of item {s.id!r} is not among its options "
+                    f"{''.join(s.options)}; fix the answer or the options")
+    elif not s.target.strip():
+        return f"item {s.id!r} has an empty reference text"
+    return ""
+
+
+def _line_of(s: Sample) -> int:
+    m = re.search(r":(\d+)$", s.where)
+    return int(m.group(1)) if m else 0
+
+
+def check_task_names(spec: TaskSpec, path: Path) -> None:
+    """The metrics and the protocol a spec names exist and fit its kind (what `run` would hit
+    only after loading the model)."""
+    for name in spec.metrics:
+        metric = METRICS.get(name) if name in METRICS else None
+        if metric is None:
+            known = [m for m in METRICS.names() if METRICS.get(m).protocol is None]
+            raise UserError(f"{path}: unknown metric {name!r}{did_you_mean(name, known)}; "
+                            f"known: {', '.join(known)}")
+        if metric.protocol:
+            raise UserError(f"{path}: metric {name!r} is reported by the {metric.protocol!r} protocol; "
+                            f"remove it from metrics and set `protocol: {metric.protocol}`")
+        if spec.kind not in metric.kinds:
+            fits = [m for m in METRICS.names() if spec.kind in METRICS.get(m).kinds and not METRICS.get(m).protocol]
+            raise UserError(f"{path}: metric {name!r} does not fit a {spec.kind} task; "
+                            f"use one of {', '.join(fits)}")
+    if spec.protocol:
+        if spec.protocol not in PROTOCOLS:
+            raise UserError(f"{path}: unknown protocol {spec.protocol!r}"
+                            f"{did_you_mean(spec.protocol, PROTOCOLS.names())}; known: {', '.join(PROTOCOLS.names())}")
+        if spec.kind not in PROTOCOLS.get(spec.protocol).kinds:
+            raise UserError(f"{path}: protocol {spec.protocol!r} scores "
+                            f"{' or '.join(PROTOCOLS.get(spec.protocol).kinds)} tasks, not {spec.kind}")
 
 
 @dataclass
@@ -127,7 +229,10 @@ def load_spec(name_or_path: str) -> tuple[Spec, Path]:
     plugins.load_plugins()
     if name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path:
         path = Path(name_or_path).expanduser().resolve()
-        return parse_spec(path), path
+        spec = parse_spec(path)
+        if isinstance(spec, TaskSpec):
+            check_task_names(spec, path)
+        return spec, path
     known = builtin_specs()
     if name_or_path not in known:
         raise UserError(f"unknown task {name_or_path!r}{did_you_mean(name_or_path, list(known))}; "
@@ -137,6 +242,8 @@ def load_spec(name_or_path: str) -> tuple[Spec, Path]:
     declared = spec.task if isinstance(spec, TaskSpec) else spec.group
     if declared != name_or_path:
         raise UserError(f"{path}: the file name and its name {declared!r} differ; rename one")
+    if isinstance(spec, TaskSpec):
+        check_task_names(spec, path)
     return spec, path
 
 

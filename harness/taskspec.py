@@ -14,6 +14,10 @@ become prompts, which scoring modes apply and which metrics it reports::
 
 A path that starts with ``$AIMED_DATA/`` is found under the folder that ``AIMED_DATA``
 names; any other relative path is relative to the spec file's own folder.
+
+``protocol: cmexam`` adds a benchmark's published scoring beside the strict metrics
+(``scoring/protocol.py``). ``on_bad_row: skip`` skips the rows a loader cannot read, with
+one warning that lists them (the default, ``error``, refuses the file listing them all).
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ class TaskSpec(_Strict):
     metrics: list[str]
     primary_metric: Optional[str] = None
     limit: Optional[int] = Field(None, ge=1)
+    protocol: Optional[str] = None  # a published protocol reported beside the metrics
+    on_bad_row: Literal["error", "skip"] = "error"
 
     @property
     def mode(self) -> str:
@@ -100,6 +106,13 @@ def parse_spec(path: Path) -> Spec:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: no such spec file; give a task name or the path of a .yaml spec") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder; give the path of a .yaml spec file") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = " ".join(str(exc.problem or exc.context or "syntax error").split())
+        raise UserError(f"{where}: not valid YAML ({what}); fix the file's syntax there") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"{path}: not valid UTF-8 YAML ({first}); fix the file's syntax") from None

@@ -1,5 +1,6 @@
 """Built-in tasks: spec files (``specs/``), loaders for the publishers' formats
-(``loaders/``), the metrics the tasks name (``metrics/``) and small demo data
+(``loaders/``), the metrics the tasks name (``metrics/``), the published protocols they
+can name (``protocols/``) and small demo data
 (``demo_data/``). Importing this package registers all of it with the harness.
 """
 
@@ -7,6 +8,6 @@ from pathlib import Path
 
 from aimed.harness import plugins
 
-from . import loaders, metrics  # noqa: F401  (importing registers them)
+from . import loaders, metrics, protocols  # noqa: F401  (importing registers them)
 
 plugins.add_spec_dir(Path(__file__).parent / "specs")

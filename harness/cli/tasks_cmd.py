@@ -5,8 +5,24 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
-from ..taskregistry import Task, builtin_specs, load_spec, resolve_tasks
+from ..scoring.protocol import PROTOCOLS
+from ..taskregistry import Task, builtin_specs, load_spec, resolve_tasks, skip_bad_rows
 from ..taskspec import GroupSpec, TaskSpec
+
+SKIP_HELP = "skip the data rows a loader cannot read (listed in one warning, recorded in results.json)"
+
+
+class SkipBadRows(argparse.Action):
+    """``--skip_bad_rows``: takes effect as the flag is parsed, so that every command that
+    loads tasks (validate, and run, which resolves its tasks inside evaluate()) honours it
+    without passing it down."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, True)
+        skip_bad_rows(True)
 
 
 def add_parser(sub) -> None:
@@ -15,7 +31,15 @@ def add_parser(sub) -> None:
     p.set_defaults(func=list_tasks)
     v = sub.add_parser("validate", help="check a task or spec file and its data")
     v.add_argument("task", help="a task or group name, or the path of a .yaml spec")
+    v.add_argument("--skip_bad_rows", action=SkipBadRows, help=SKIP_HELP)
     v.set_defaults(func=validate)
+    # `run` loads the same tasks; its parser is registered before this one (cli/__init__.py)
+    run = sub.choices.get("run")
+    if run is not None:
+        try:
+            run.add_argument("--skip_bad_rows", action=SkipBadRows, help=SKIP_HELP)
+        except argparse.ArgumentError:  # run_cmd declares it itself
+            pass
 
 
 def _status(task: Task, count: bool) -> tuple[str, str]:
@@ -60,6 +84,10 @@ def validate(ns: argparse.Namespace) -> int:
         items = task.samples()
         multi = sum(s.is_multi_answer for s in items)
         extra = f", {multi} multi-answer" if task.spec.kind == "multiple_choice" else ""
+        if task.skipped_rows:
+            extra += f", {len(task.skipped_rows)} bad row(s) skipped"
+        if task.spec.protocol:
+            extra += f"; protocol {task.spec.protocol} ({PROTOCOLS.get(task.spec.protocol).source})"
         print(f"ok  {task.name}: {len(items)} items{extra} from {task.data_path}")
     if isinstance(spec, GroupSpec):
         print(f"ok  group {spec.group}: {len(tasks)} tasks ({path})")

@@ -4,6 +4,9 @@ A metric's ``sample_fn(sample, prediction)`` returns a number for one item, or `
 where the metric does not apply to it (``set_f1`` on a single-answer item). Corpus
 metrics (BLEU) return sufficient statistics instead and bring their own ``aggregate``.
 Every metric has a standard error: the analytic one of a mean, or a seeded bootstrap.
+
+``no_answer`` is the harness's own: the share of generate-mode multiple-choice items with
+no readable answer (a refusal, a hedge, junk). Every such task reports it, named or not.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ class Metric:
     # None: the analytic stderr of a mean when aggregate is the mean, else a bootstrap.
     stderr_fn: Optional[Callable[[list], float]] = None
     description: str = ""
+    # the task kinds it can score: `validate` refuses e.g. rougeL on a multiple-choice task
+    kinds: tuple[str, ...] = ("multiple_choice", "generation")
+    protocol: Optional[str] = None  # set for the metrics a published protocol reports
 
     def stderr(self, values: list) -> float:
         if self.stderr_fn is not None:
@@ -75,3 +81,16 @@ METRICS: Registry[Metric] = Registry("metric")
 
 def register_metric(metric: Metric) -> Metric:
     return METRICS.add(metric.name, metric)
+
+
+def no_answer(sample: Sample, prediction) -> Optional[float]:
+    """1.0 when no option could be read from the output (an empty prediction), else 0.0."""
+    if not sample.options:
+        return None
+    return 0.0 if prediction else 1.0
+
+
+NO_ANSWER = register_metric(Metric(
+    "no_answer", no_answer, higher_is_better=False, kinds=("multiple_choice",),
+    description="generate mode: share of items with no readable answer (refusals, hedges, junk)",
+))

@@ -17,8 +17,9 @@ from typing import Any
 from ..samples import Sample
 from ..taskspec import TaskSpec
 from .choose import choose, normalise
-from .extract import extract_choice
-from .metrics import METRICS
+from .extract import extract_choice, split_reasoning
+from .metrics import METRICS, NO_ANSWER
+from .protocol import PROTOCOLS
 
 CLOZE_NORMS = ("none", "token", "char")
 
@@ -26,7 +27,7 @@ CLOZE_NORMS = ("none", "token", "char")
 def sample_from_doc(doc: dict) -> Sample:
     return Sample(id=doc["id"], question=doc["question"], options=doc.get("options", {}),
                   answer=tuple(doc.get("answer", ())), target=doc.get("target", ""),
-                  categories=doc.get("categories", {}))
+                  categories=doc.get("categories", {}), explanation=doc.get("explanation", ""))
 
 
 def predict(spec: TaskSpec, sample: Sample, mode: str, resp: Any, cloze_norm: str = "char") -> Any:
@@ -34,7 +35,7 @@ def predict(spec: TaskSpec, sample: Sample, mode: str, resp: Any, cloze_norm: st
     if spec.kind == "generation":
         return resp.strip()
     if mode == "generate":
-        return extract_choice(resp, sample.options, sample.is_multi_answer)
+        return extract_choice(split_reasoning(resp)[0], sample.options, sample.is_multi_answer)
     letters = list(sample.options)
     if mode == "cloze":
         how = cloze_norm
@@ -44,19 +45,49 @@ def predict(spec: TaskSpec, sample: Sample, mode: str, resp: Any, cloze_norm: st
     return choose(scores, sample.is_multi_answer)
 
 
+def reported_metrics(spec: TaskSpec, mode: str) -> list[str]:
+    """The per-item metrics a task reports in a mode: its own, plus ``no_answer`` for
+    generate-mode multiple choice."""
+    names = list(spec.metrics)
+    if spec.kind == "multiple_choice" and mode == "generate" and NO_ANSWER.name not in names:
+        names.append(NO_ANSWER.name)
+    return names
+
+
 def score_record(spec: TaskSpec, record: dict, cloze_norm: str = "char") -> dict:
     """Fill a record's prediction and per-metric values in place; returns it."""
     sample = sample_from_doc(record["doc"])
-    pred = predict(spec, sample, record["mode"], record["resps"], cloze_norm)
+    mode = record["mode"]
+    pred = predict(spec, sample, mode, record["resps"], cloze_norm)
     record["filtered_resps"] = list(pred) if isinstance(pred, tuple) else pred
-    for name in spec.metrics:
+    if mode == "generate" and isinstance(record["resps"], str):
+        if split_reasoning(record["resps"])[1]:
+            record["reasoning_trace"] = True
+        else:
+            record.pop("reasoning_trace", None)
+        if spec.protocol:
+            record[f"{spec.protocol}_read"] = PROTOCOLS.get(spec.protocol).read(sample, record["resps"])
+    for name in reported_metrics(spec, mode):
         record[name] = METRICS.get(name).sample_fn(sample, pred)
     return record
 
 
-def summarise(spec: TaskSpec, records: list[dict]) -> dict[str, tuple[float, float, int]]:
-    """metric -> (value, standard error, items it applied to)."""
-    return {name: METRICS.get(name).summarise([r[name] for r in records]) for name in spec.metrics}
+def summarise(spec: TaskSpec, records: list[dict], with_protocol: bool = True) -> dict[str, tuple[float, float, int]]:
+    """metric -> (value, standard error, items it applied to); the protocol's metrics last."""
+    mode = records[0]["mode"] if records else spec.mode
+    out = {name: METRICS.get(name).summarise([r.get(name) for r in records]) for name in reported_metrics(spec, mode)}
+    if with_protocol and spec.protocol and mode == "generate" and records:
+        protocol = PROTOCOLS.get(spec.protocol)
+        samples = [sample_from_doc(r["doc"]) for r in records]
+        outputs = [r["resps"] for r in records]
+        readings = [r.get(f"{spec.protocol}_read") or protocol.read(s, o) for s, o, r in zip(samples, outputs, records)]
+        out.update(protocol.apply(samples, outputs, readings))
+    return out
+
+
+def reasoning_traces(records: list[dict]) -> int:
+    """How many outputs held a reasoning trace."""
+    return sum(bool(r.get("reasoning_trace")) for r in records)
 
 
 def by_category(spec: TaskSpec, records: list[dict]) -> dict[str, dict[str, dict]]:
@@ -72,7 +103,7 @@ def by_category(spec: TaskSpec, records: list[dict]) -> dict[str, dict[str, dict
         out[col] = {}
         for value, members in sorted(groups.items()):
             cell: dict[str, Any] = {"n": len(members)}
-            for name, (v, se, _) in summarise(spec, members).items():
+            for name, (v, se, _) in summarise(spec, members, with_protocol=False).items():
                 cell[name], cell[f"{name}_stderr"] = v, se
             out[col][value] = cell
     return out

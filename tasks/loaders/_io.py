@@ -1,5 +1,11 @@
 """Reading helpers every loader shares: decoding, CSV/TSV/JSONL rows with line numbers,
 option parsing. Each failure is a UserError that names the file, the line and the fix.
+
+A row-level problem (a row with the wrong number of fields, a line that is not JSON, a cell
+a loader cannot read) becomes a ``BadRow`` that the loader yields in the row's place
+(``samples_from_rows``), so that the harness can list every bad row of a file in one message
+or skip them (``taskregistry.collect_rows``). A problem with the whole file (it is empty,
+a column is missing, the CSV quoting is broken) is still raised at once.
 """
 
 from __future__ import annotations
@@ -9,11 +15,13 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 from aimed.harness.errors import UserError
-from aimed.harness.samples import LETTERS
+from aimed.harness.samples import LETTERS, BadRow, Sample
 from aimed.harness.taskspec import DataSpec
+
+Row = Union[dict[str, Any], BadRow]
 
 
 def read_text(path: Path, data: DataSpec) -> str:
@@ -77,8 +85,9 @@ def read_rows(path: Path, data: DataSpec, delimiter: str = ",") -> Iterator[tupl
 
 
 def read_table(path: Path, data: DataSpec, required: Sequence[str] = (),
-               delimiter: str = ",") -> Iterator[tuple[int, dict[str, str]]]:
-    """Rows of a CSV with a header line, as {column: value}; checks the required columns."""
+               delimiter: str = ",") -> Iterator[tuple[int, Row]]:
+    """Rows of a CSV with a header line, as {column: value} (a BadRow for a row whose field
+    count differs from the header's); checks the required columns."""
     rows = read_rows(path, data, delimiter)
     first = next(rows, None)
     if first is None:
@@ -87,8 +96,9 @@ def read_table(path: Path, data: DataSpec, required: Sequence[str] = (),
     require_columns(path, header, required)
     for line, row in rows:
         if len(row) != len(header):
-            raise UserError(f"{path}:{line}: row has {len(row)} fields but the header has {len(header)}; "
-                            "quote fields that hold commas or line breaks (\"...\") and fill missing ones")
+            yield line, BadRow(line, f"row has {len(row)} fields but the header has {len(header)}; quote "
+                                     "fields that hold commas or line breaks (\"...\") and fill missing ones")
+            continue
         yield line, dict(zip(header, row))
 
 
@@ -108,18 +118,48 @@ def read_lines(path: Path, data: DataSpec) -> list[tuple[int, str]]:
 
 # ---------------------------------------------------------------- JSONL
 
-def read_jsonl(path: Path, data: DataSpec, required: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
-    """One JSON object a line, with its line number; blank lines skipped."""
+def read_jsonl(path: Path, data: DataSpec, required: Sequence[str] = ()) -> Iterator[tuple[int, Row]]:
+    """One JSON object a line, with its line number; blank lines skipped. A line that is not
+    a JSON object, or lacks a required key, comes as a BadRow."""
     for line, text in read_lines(path, data):
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{line}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                            "write one JSON object a line") from None
+            yield line, BadRow(line, f"not valid JSON ({exc.msg} at column {exc.colno}); write one JSON object a line")
+            continue
         if not isinstance(obj, dict):
-            raise UserError(f"{path}:{line}: expected a JSON object {{...}}, got {type(obj).__name__}")
-        require_columns(path, list(obj), required, line)
+            yield line, BadRow(line, f"expected a JSON object {{...}}, got {type(obj).__name__}")
+            continue
+        missing = [c for c in required if c not in obj]
+        if missing:
+            yield line, BadRow(line, f"missing column {', '.join(repr(c) for c in missing)}; "
+                                     f"columns found: {', '.join(repr(c) for c in obj) or '(none)'}")
+            continue
         yield line, obj
+
+
+def samples_from_rows(rows: Iterable[tuple[int, Row]], path: Path,
+                      make: Callable[[int, dict[str, Any]], Optional[Sample]]) -> Iterator[Union[Sample, BadRow]]:
+    """Each row through ``make(line, row)`` (None: leave the row out); a row ``make`` refuses
+    with a UserError comes out as a BadRow, so the rows after it are still read."""
+    for line, row in rows:
+        if isinstance(row, BadRow):
+            yield row
+            continue
+        try:
+            sample = make(line, row)
+        except UserError as exc:
+            yield BadRow(line, _without_place(exc.message, path, line))
+            continue
+        if sample is not None:
+            yield sample
+
+
+def _without_place(message: str, path: Path, line: int) -> str:
+    for prefix in (f"{path}:{line}: ", f"{path}: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
 
 
 def text(value: Any) -> str:
@@ -129,7 +169,7 @@ def text(value: Any) -> str:
 
 # ---------------------------------------------------------------- options and answers
 
-_OPTION_LINE = re.compile(r"^\s*([A-J])(?:[\s.．、:：)）]+(.*))?$", re.S)
+_OPTION_LINE = re.compile(r"^\s*([A-Z])(?:[\s.．、:：)）]+(.*))?$", re.S)
 
 
 def parse_option_lines(cell: str, at: str) -> dict[str, str]:
@@ -141,7 +181,7 @@ def parse_option_lines(cell: str, at: str) -> dict[str, str]:
         m = _OPTION_LINE.match(raw)
         if not m:
             raise UserError(f"{at}: cannot read option line {raw.strip()[:40]!r}; write one option "
-                            "a line as 'A text' (letter A-J, a space, the option)")
+                            "a line as 'A text' (letter A-Z, a space, the option)")
         add_option(options, m.group(1), m.group(2), at)
     return options
 
@@ -155,12 +195,17 @@ def add_option(options: dict[str, str], letter: str, value: Any, at: str) -> Non
     options[letter] = body
 
 
-def options_from_columns(values: Sequence[Any], at: str) -> dict[str, str]:
-    """One cell a letter (A, B, ...). Trailing empty cells are dropped (4- and 5-option items
-    can share a file); an empty cell before a filled one is an error."""
+def options_from_columns(values: Sequence[Any], at: str, columns: Sequence[str] = ()) -> dict[str, str]:
+    """One cell a letter (A, B, ...), any number up to the 26 letters. Trailing empty cells are
+    dropped (4- and 5-option items can share a file); an empty cell before a filled one is
+    an error, and so is a filled cell beyond Z (named by its column)."""
     cells = [text(v) for v in values]
     while cells and not cells[-1]:
         cells.pop()
+    if len(cells) > len(LETTERS):
+        col = columns[len(LETTERS)] if len(columns) > len(LETTERS) else f"number {len(LETTERS) + 1}"
+        raise UserError(f"{at}: option column {col!r} is beyond the {len(LETTERS)} option letters A-Z; "
+                        "give at most 26 options an item")
     options: dict[str, str] = {}
     for letter, cell in zip(LETTERS, cells):
         add_option(options, letter, cell, at)
@@ -180,7 +225,7 @@ def options_from_mapping(obj: Any, at: str) -> dict[str, str]:
     for key, value in obj.items():
         letter = str(key).strip().upper()
         if len(letter) != 1 or letter not in LETTERS:
-            raise UserError(f"{at}: option key {key!r} is not a letter A-J")
+            raise UserError(f"{at}: option key {key!r} is not a letter A-Z")
         add_option(options, letter, value, at)
     return options
 
@@ -195,6 +240,6 @@ def parse_answer(value: Any, at: str) -> tuple[str, ...]:
     letters = _ANSWER_SEP.sub("", text(value)).upper()
     bad = [c for c in letters if c not in LETTERS]
     if bad:
-        raise UserError(f"{at}: answer {text(value)!r} is not option letters (A-J); "
+        raise UserError(f"{at}: answer {text(value)!r} is not option letters (A-Z); "
                         "write the letter(s) of the correct option(s), e.g. C or ABD")
     return tuple(sorted(set(letters)))

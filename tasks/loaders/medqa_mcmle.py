@@ -12,15 +12,15 @@ from typing import Iterator
 
 from aimed.harness import plugins
 from aimed.harness.errors import UserError
-from aimed.harness.samples import Sample
+from aimed.harness.samples import BadRow, Sample
 from aimed.harness.taskspec import DataSpec
 
-from ._io import options_from_mapping, parse_answer, read_jsonl, text, where
+from ._io import options_from_mapping, parse_answer, read_jsonl, samples_from_rows, text, where
 
 
 @plugins.LOADERS.register("medqa_mcmle")
-def load_medqa_mcmle(path: Path, data: DataSpec) -> Iterator[Sample]:
-    for line, obj in read_jsonl(path, data, required=("question", "options", "answer_idx")):
+def load_medqa_mcmle(path: Path, data: DataSpec) -> Iterator[Sample | BadRow]:
+    def make(line: int, obj: dict) -> Sample:
         at = f"{path}:{line}"
         options = options_from_mapping(obj["options"], at)
         answer = parse_answer(obj["answer_idx"], at)
@@ -29,7 +29,7 @@ def load_medqa_mcmle(path: Path, data: DataSpec) -> Iterator[Sample]:
             raise UserError(f"{at}: answer {gold_text!r} differs from option {answer[0]} "
                             f"({options[answer[0]]!r}); fix 'answer' or 'answer_idx'")
         cats = {"meta_info": text(obj["meta_info"])} if text(obj.get("meta_info")) else {}
-        yield Sample(
+        return Sample(
             id=text(obj.get("id")) or f"medqa-{line}",
             question=text(obj["question"]),
             options=options,
@@ -37,3 +37,5 @@ def load_medqa_mcmle(path: Path, data: DataSpec) -> Iterator[Sample]:
             categories=cats,
             where=where(path, line),
         )
+
+    yield from samples_from_rows(read_jsonl(path, data, required=("question", "options", "answer_idx")), path, make)

@@ -19,18 +19,18 @@ from typing import Any, Iterator
 
 from aimed.harness import plugins
 from aimed.harness.errors import UserError
-from aimed.harness.samples import Sample
+from aimed.harness.samples import BadRow, Sample
 from aimed.harness.taskspec import ColumnMap, DataSpec
 
 from ._io import (options_from_columns, options_from_mapping, parse_answer, parse_option_lines, read_jsonl,
-                  read_table, text, where)
+                  read_table, samples_from_rows, text, where)
 
 CSV_EXT = {".csv": ",", ".tsv": "\t"}
 JSONL_EXT = (".jsonl", ".json", ".ndjson")
 
 
 @plugins.LOADERS.register("table")
-def load_table(path: Path, data: DataSpec) -> Iterator[Sample]:
+def load_table(path: Path, data: DataSpec) -> Iterator[Sample | BadRow]:
     cols = data.columns or ColumnMap()
     target_col = cols.target or (cols.answer if cols.options is None else None)
     if cols.options is None and not target_col:
@@ -44,15 +44,16 @@ def load_table(path: Path, data: DataSpec) -> Iterator[Sample]:
 
     suffix = path.suffix.lower()
     if suffix in CSV_EXT:
-        rows: Iterator[tuple[int, dict[str, Any]]] = read_table(path, data, required + list(cols.categories),
-                                                               CSV_EXT[suffix])
+        rows: Iterator[tuple[int, Any]] = read_table(path, data, required + list(cols.categories), CSV_EXT[suffix])
     elif suffix in JSONL_EXT:
         rows = read_jsonl(path, data, required)
     else:
         raise UserError(f"{path}: the table loader reads .csv, .tsv or .jsonl files (by extension); "
                         "rename the file or convert it")
+    seen_keys: set[str] = set()  # JSONL: which category keys occur at all
 
-    for line, row in rows:
+    def make(line: int, row: dict[str, Any]) -> Sample:
+        seen_keys.update(row)
         at = f"{path}:{line}"
         question = text(row[cols.question])
         if not question:
@@ -68,12 +69,20 @@ def load_table(path: Path, data: DataSpec) -> Iterator[Sample]:
             sample.answer = parse_answer(row[cols.answer], at) if cols.answer else ()
         if target_col:
             sample.target = text(row[target_col])
-        yield sample
+        return sample
+
+    yield from samples_from_rows(rows, path, make)
+    never = [c for c in cols.categories if c not in seen_keys]
+    if suffix in JSONL_EXT and seen_keys and never:
+        # a CSV header names its columns up front; in JSONL a category no row has is the same mistake
+        raise UserError(f"{path}: missing column {', '.join(repr(c) for c in never)} (named in "
+                        f"data.columns.categories); no row has it; keys found: "
+                        f"{', '.join(repr(c) for c in sorted(seen_keys))}")
 
 
 def _options(row: dict[str, Any], spec: str | list[str], at: str) -> dict[str, str]:
     if isinstance(spec, list):
-        return options_from_columns([row[c] for c in spec], at)
+        return options_from_columns([row[c] for c in spec], at, spec)
     cell = row[spec]
     if isinstance(cell, dict) or (isinstance(cell, str) and cell.lstrip().startswith("{")):
         return options_from_mapping(cell, at)

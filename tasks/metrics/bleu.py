@@ -60,7 +60,7 @@ def bleu4(sample: Sample, prediction) -> Optional[tuple[int, ...]]:
 
 
 register_metric(Metric(
-    "bleu4", bleu4, higher_is_better=True, aggregate=corpus_bleu,
+    "bleu4", bleu4, higher_is_better=True, aggregate=corpus_bleu, kinds=("generation",),
     description="corpus BLEU-4 on characters (uniform weights, brevity penalty, no "
     "smoothing), 0..1; stderr by bootstrap",
 ))

@@ -35,11 +35,11 @@ def set_f1(sample: Sample, prediction) -> Optional[float]:
 
 
 register_metric(Metric(
-    "acc", acc, higher_is_better=True,
+    "acc", acc, higher_is_better=True, kinds=("multiple_choice",),
     description="exact answer-set accuracy: the predicted letters equal the gold letters",
 ))
 register_metric(Metric(
-    "set_f1", set_f1, higher_is_better=True,
+    "set_f1", set_f1, higher_is_better=True, kinds=("multiple_choice",),
     description="multi-answer items only: 2|P∩G|/(|P|+|G|) of predicted vs gold letters "
     "(partial credit); 0 for an empty prediction",
 ))

@@ -48,12 +48,12 @@ def keyword_f1(sample: Sample, prediction) -> Optional[float]:
 
 
 register_metric(Metric(
-    "char_f1", char_f1, higher_is_better=True,
+    "char_f1", char_f1, higher_is_better=True, kinds=("generation",),
     description="bag-of-characters F1 of prediction vs reference (whitespace and "
     "punctuation removed, NFKC, lower-cased)",
 ))
 register_metric(Metric(
-    "keyword_f1", keyword_f1, higher_is_better=True,
+    "keyword_f1", keyword_f1, higher_is_better=True, kinds=("generation",),
     description="F1 of predicted vs reference keyword sets (reference joined by '_'; "
     "prediction split on _ ， , ； ; 、 whitespace), exact match",
 ))

@@ -60,6 +60,6 @@ for _i, (_name, _what) in enumerate([
     ("rouge1", "unigram"), ("rouge2", "bigram"), ("rougeL", "longest-common-subsequence"),
 ]):
     register_metric(Metric(
-        _name, _make(_i), higher_is_better=True,
+        _name, _make(_i), higher_is_better=True, kinds=("generation",),
         description=f"ROUGE {_what} F-measure (rouge-chinese) on jieba words, 0..1",
     ))

@@ -10,7 +10,7 @@ import pytest
 import aimed.tasks  # noqa: F401  (registers the loaders)
 from aimed.harness import plugins
 from aimed.harness.errors import UserError
-from aimed.harness.taskregistry import resolve_tasks
+from aimed.harness.taskregistry import collect_rows, resolve_tasks
 from aimed.harness.taskspec import ColumnMap, DataSpec
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -18,13 +18,16 @@ HEADER = "Question,Options,Answer,Explanation\r\n"
 
 
 def load(name: str, path: Path, **data) -> list:
-    return list(plugins.LOADERS.get(name)(path, DataSpec(loader=name, path=str(path), **data)))
+    """The items a loader reads; its bad rows are one UserError, as a task reports them."""
+    rows = plugins.LOADERS.get(name)(path, DataSpec(loader=name, path=str(path), **data))
+    return collect_rows(rows, path, skip=False)[0]
 
 
 def task_samples(tmp_path: Path, loader: str, data_file: Path, kind: str = "multiple_choice") -> list:
     spec = tmp_path / "t.yaml"
+    metric = "acc" if kind == "multiple_choice" else "rougeL"
     spec.write_text(f"task: t\nkind: {kind}\ndata: {{loader: {loader}, path: {data_file}}}\n"
-                    "metrics: [acc]\n", encoding="utf-8")
+                    f"metrics: [{metric}]\n", encoding="utf-8")
     (task,) = resolve_tasks(str(spec))
     return task.samples()
 
@@ -218,7 +221,7 @@ def test_empty_option(tmp_path):
 
 def test_answer_not_among_options(tmp_path):
     p = write(tmp_path, "ans.csv", HEADER + '问1,"A 甲\nB 乙\nC 丙",D,解\r\n')
-    with pytest.raises(UserError, match=r"ans\.csv:2: answer 'D' of item 'cmexam-2' is not among its options ABC"):
+    with pytest.raises(UserError, match=r"ans\.csv:2: answer 'D' of item 'ans-2' is not among its options ABC"):
         task_samples(tmp_path, "cmexam", p)
 
 
@@ -266,4 +269,4 @@ def test_malformed_json_line(tmp_path):
 def test_unanswered_rows_are_skipped_not_fatal(tmp_path):
     p = write(tmp_path, "nan.csv", HEADER + '问1,"A 甲\nB 乙",nan,解\r\n问2,"A 甲\nB 乙",B,解\r\n')
     items = load("cmexam", p)
-    assert [s.id for s in items] == ["cmexam-4"]
+    assert [s.id for s in items] == ["nan-4"]  # ids from the file's name: it is not one of CMExam's own
