@@ -90,7 +90,12 @@ def build_results(outcomes: list, groups: dict[str, list[str]], config: dict, ai
     sizes = {o.task.name: len(o.records) for o in outcomes}
     primary = {o.task.name: o.task.spec.main_metric for o in outcomes}
     group_blocks = group_blocks_for(groups, blocks, sizes, primary)
-    hib = {o.task.name: {n: METRICS.get(n).higher_is_better for n in o.task.spec.metrics} for o in outcomes}
+    # every reported metric (no_answer, a protocol's) is a registered Metric: its direction is known
+    hib = {o.task.name: {n: METRICS.get(n).higher_is_better for n in o.metrics if n in METRICS} for o in outcomes}
+    for key in ("skipped_rows", "reasoning_traces"):  # what runner.run_task noted about a task's data and outputs
+        noted = {o.task.name: o.extras[key] for o in outcomes if key in getattr(o, "extras", {})}
+        if noted:
+            aimed = {**aimed, key: noted}
     for g in groups:
         hib[g] = {k.split(",")[0]: True for k in group_blocks[g] if "," in k and "_stderr" not in k}
     return {

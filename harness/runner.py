@@ -17,7 +17,7 @@ from .distributed import current
 from .errors import UserError
 from .models.requests import GenerateRequest, LoglikelihoodRequest
 from .prompts import PromptConfig, build_context, continuations, pick_fewshot
-from .scoring.score import score_record, summarise, by_category
+from .scoring.score import by_category, reasoning_traces, score_record, summarise
 from .taskregistry import Task
 from .templates import TOKENIZER_TEMPLATE, template_stops
 
@@ -146,8 +146,14 @@ def run_task(task: Task, backend, cache, model_fp: str, opts: RunOptions) -> Tas
     for record, resp in zip(records, responses):
         record["resps"] = resp
         score_record(task.spec, record, opts.cloze_norm)
+    extras: dict = {"computed_by_process": shards} if len(shards) > 1 else {}
+    # results.json `aimed` records these (results.build_results): rows the data had that were
+    # not scored, and how many generated outputs carried a reasoning trace
+    if task.skipped_rows:
+        extras["skipped_rows"] = list(task.skipped_rows)
+    if records[0]["mode"] == "generate":
+        extras["reasoning_traces"] = reasoning_traces(records)
     return TaskOutcome(task=task, mode=records[0]["mode"], num_fewshot=k, records=records,
                        metrics=summarise(task.spec, records), categories=by_category(task.spec, records),
                        n_original=n_original, seconds=time.perf_counter() - started,
-                       computed=computed, cached=len(requests) - computed,
-                       extras={"computed_by_process": shards} if len(shards) > 1 else {})
+                       computed=computed, cached=len(requests) - computed, extras=extras)
