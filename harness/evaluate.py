@@ -107,6 +107,9 @@ def iter_runs(runs: list[ModelArgs], task_names: list[str], opts: RunOptions, ou
     adapters are swapped in turn. Under a data-parallel launch every process scores a
     shard and only rank 0 writes the folders."""
     tasks = resolve_tasks(task_names)
+    if opts.mode and opts.mode != "generate" and not any(t.spec.kind == "multiple_choice" for t in tasks):
+        raise UserError(f"--mode {opts.mode}: applies to multiple-choice tasks, and "
+                        f"{', '.join(t.name for t in tasks)} only generate; drop --mode")
     output_dirs = [Path(d) for d in output_dirs]
     locks = ExitStack()
     for d in output_dirs:  # every folder checked (and claimed) before any model work

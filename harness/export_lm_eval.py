@@ -137,6 +137,9 @@ def export(names: str | list[str], out_dir: Path, mode: Optional[str] = None,
     _check_prefix(prefix)
     tasks = resolve_tasks(names)
     groups = group_tree(names)
+    if template_name == "tokenizer" and tokenizer is None:  # before the folder is made
+        raise UserError("--template_name tokenizer: pass --tokenizer_path (or --model) so the "
+                        "tokenizer's chat template can be rendered")
     # an existing folder is written into only when an earlier export made it
     check_target(Path(out_dir), what="--out", kind="export", overwrite=True)
     out_dir = Path(out_dir).expanduser().resolve()

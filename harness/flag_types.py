@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import re
+from pathlib import Path
 from urllib.parse import urlparse
 
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -67,3 +68,26 @@ def http_url(text: str) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise argparse.ArgumentTypeError(f"{text!r}: give the server's http(s) URL, e.g. http://127.0.0.1:8000/v1")
     return text
+
+
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:/")
+
+
+def without_password(url: str) -> str:
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``: never echoed."""
+    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
+
+
+def url_refusal(text: str) -> str | None:
+    """The message for a results-index URL (only SQLite files are supported), or None."""
+    if not URL_SCHEME.match(text):
+        return None
+    return (f"{without_password(text)}: a database URL; the results index is an SQLite file for now, "
+            "give its path (e.g. aimed_runs/aimed_index.sqlite)")
+
+
+def db_path(text: str) -> Path:
+    refusal = url_refusal(text)
+    if refusal:
+        raise argparse.ArgumentTypeError(refusal)
+    return Path(text)

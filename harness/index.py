@@ -17,16 +17,19 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Optional
 
 from .errors import UserError
+from .flag_types import url_refusal
 from .sqlite_wal import enable_wal
 
 DB_ENV = "AIMED_DB"
 DB_NAME = "aimed_index.sqlite"
 SCHEMA_VERSION = 2  # PRAGMA user_version: an index this tool wrote, in this layout
 BUSY_MS = 120_000   # writers wait their turn this long before giving up
+WAIT_ENV = "AIMED_DB_WAIT_S"  # that wait in seconds, to shorten it (tests, CI)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -72,35 +75,44 @@ MANIFEST = "aimed_checkpoint.json"
 def default_db(output_root: Optional[Path] = None) -> Path:
     """``$AIMED_DB`` if set, else ``aimed_index.sqlite`` in the output root."""
     if os.environ.get(DB_ENV):
+        refusal = url_refusal(os.environ[DB_ENV])
+        if refusal:
+            raise UserError(f"{DB_ENV}={refusal}")
         return Path(os.environ[DB_ENV]).expanduser()
     return Path(output_root or "aimed_runs") / DB_NAME
 
 
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     """Open (and, writable, create) the index. A file that is not an index is a UserError."""
+    refusal = url_refusal(str(path))
+    if refusal:
+        raise UserError(refusal)
     path = Path(path)
     if readonly:
         if not path.is_file():
             raise UserError(f"{path}: no results index there; record runs with `aimed-eval run` or "
                             f"`aimed-eval import`, or point --db / {DB_ENV} at the index")
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_MS / 1000)
-        db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=wait_seconds())
+        db.execute(f"PRAGMA busy_timeout={int(wait_seconds() * 1000)}")
         check_index(db, path)
         return db
     if path.is_dir():
         raise UserError(f"--db {path}: is a folder; give the index file's path, e.g. {path / DB_NAME}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=BUSY_MS / 1000, isolation_level=None)
-    db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--db {path}: cannot create its folder ({exc.strerror}); choose a folder you can "
+                        "write to") from None
+    db = sqlite3.connect(path, timeout=wait_seconds(), isolation_level=None)
+    db.execute(f"PRAGMA busy_timeout={int(wait_seconds() * 1000)}")
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
             _create(db, path)
-        enable_wal(db, timeout_s=BUSY_MS / 1000)
+        enable_wal(db, timeout_s=wait_seconds())
     except sqlite3.OperationalError as exc:  # locked past the timeout, read-only folder, ...
         db.close()
-        raise UserError(f"{path}: cannot write to the results index ({exc}); check the file's "
-                        "permissions, or wait for the processes that hold it") from None
+        raise index_fault(path, exc) from None
     except sqlite3.DatabaseError as exc:
         db.close()
         raise UserError(f"{path}: not a results index ({exc}); give --db a new file or an index "
@@ -108,9 +120,45 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     return db
 
 
+def wait_seconds() -> float:
+    try:
+        return max(0.1, float(os.environ.get(WAIT_ENV) or BUSY_MS / 1000))
+    except ValueError:
+        return BUSY_MS / 1000
+
+
+def index_fault(path: Path, exc: BaseException) -> UserError:
+    """One line for an index that is locked, read-only or on a full disk."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return UserError(f"{path}: the results index is locked by another process (waited "
+                         f"{wait_seconds():.0f} s); retry when it has finished, or record later with "
+                         "`aimed-eval import`")
+    return UserError(f"{path}: cannot write to the results index ({text}); free some space or check "
+                     "the file's permissions")
+
+
+def begin_write(db: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``, saying once on stderr that it waits when another process holds
+    the index (SQLite's busy timeout then waits out the rest)."""
+    db.execute("PRAGMA busy_timeout=1000")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        return
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+    finally:
+        db.execute(f"PRAGMA busy_timeout={int(wait_seconds() * 1000)}")
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    print(f"aimed-eval: {path}: another process is writing the results index; waiting up to "
+          f"{wait_seconds():.0f} s", file=sys.stderr)
+    db.execute("BEGIN IMMEDIATE")
+
+
 def _create(db: sqlite3.Connection, path: Path) -> None:
     """Create the tables, once: writers racing here queue on the write lock."""
-    db.execute("BEGIN IMMEDIATE")
+    begin_write(db)
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
@@ -132,6 +180,9 @@ def check_index(db: sqlite3.Connection, path: Path) -> None:
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.OperationalError as exc:  # locked, unreadable: not a verdict on the file
+        db.close()
+        raise index_fault(path, exc) from None
     except sqlite3.DatabaseError as exc:
         db.close()
         raise UserError(f"{path}: not a results index ({exc}); point --db at the "
@@ -193,7 +244,7 @@ def record(db: sqlite3.Connection, run: dict, scores: list[tuple], metas: list[t
     run_id = run["run_id"]
     cols = ("run_id", "run_dir", "date", "source", "model", "checkpoint", "fingerprint", "base_model",
             "stage", "parent", "step", "adapter", "tasks", "config")
-    db.execute("BEGIN IMMEDIATE")
+    begin_write(db)
     try:
         for table in ("scores", "task_meta", "categories"):
             db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
@@ -264,7 +315,7 @@ def forget_runs_under(db_path: Path, folder: Path) -> int:
     prefix = str(Path(folder).resolve()).rstrip("/") + "/"
     db = connect(Path(db_path))
     try:
-        db.execute("BEGIN IMMEDIATE")
+        begin_write(db)
         try:
             ids = [r[0] for r in db.execute("SELECT run_id FROM runs WHERE substr(run_dir, 1, ?) = ?",
                                             (len(prefix), prefix))]

@@ -189,11 +189,39 @@ def atomic_write_text(path: Path, text: str, what: Optional[str] = None) -> None
                         "choose a folder you can write to") from None
 
 
+def atomic_write_many(files: dict[Path, str], what: str) -> None:
+    """Write several files so that a full disk changes none of them: every temporary is
+    written first, and only then are they renamed into place."""
+    tmps: list[tuple[Path, Path]] = []
+    try:
+        for path, text in files.items():
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            tmps.append((tmp, path))
+            tmp.write_text(text, encoding="utf-8")
+        for tmp, path in tmps:
+            os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(f"{what}: cannot write it ({exc.strerror or exc}); nothing was changed, free some "
+                        "space or fix the folder's permissions") from None
+    finally:
+        for tmp, _ in tmps:
+            tmp.unlink(missing_ok=True)
+
+
 def read_results(run_dir: Path) -> dict:
+    """A run folder's results.json, checked to have the blocks re-scoring reads."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise UserError(f"{run_dir}: is a file; give the run folder that holds results.json")
     f = run_dir / "results.json"
     if not f.exists():
         raise UserError(f"{run_dir}: no results.json; give a folder that `aimed-eval run` wrote")
     try:
-        return json.loads(f.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise UserError(f"{f}: not valid JSON ({exc}); the run folder is damaged") from None
+        results = json.loads(f.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{f}: not valid JSON ({str(exc).splitlines()[0]}); the run folder is damaged") from None
+    if not isinstance(results, dict) or not isinstance(results.get("results"), dict) \
+            or not isinstance(results.get("configs"), dict) or not results["configs"]:
+        raise UserError(f"{f}: not the results.json of an aimed-eval run (no 'results' and 'configs' "
+                        "blocks); give a run folder that `aimed-eval run` wrote")
+    return results

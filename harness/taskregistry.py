@@ -103,6 +103,9 @@ class Task:
                         f"{self.spec.data.path[len(DATA_PREFIX):]}, in its publisher's layout)")
             raise UserError(f"task {self.name!r}: data file {path} not found; put the "
                             f"{self.spec.data.loader} data there{hint}")
+        if path.is_dir():
+            raise UserError(f"task {self.name!r}: data file {path} is a folder; point data.path at the "
+                            f"{self.spec.data.loader} file itself")
         loader = plugins.LOADERS.get(self.spec.data.loader)
         skip = _SKIP_BAD_ROWS or self.spec.on_bad_row == "skip"
         items, bad = collect_rows(loader(path, self.spec.data), path, skip=True)
@@ -266,6 +269,8 @@ def _expand(name: str, stack: tuple[str, ...]) -> list[Task]:
     spec, path = load_spec(name)
     if isinstance(spec, TaskSpec):
         return [Task(spec, path)]
+    if spec.group in stack:  # named by its file's path this time
+        raise UserError(f"group {spec.group!r} includes itself through {' -> '.join(stack + (spec.group,))}")
     tasks: list[Task] = []
     for member in spec.tasks:
         if member.endswith((".yaml", ".yml")) and not os.path.isabs(member):

@@ -26,7 +26,7 @@ INSTALL = "pip install 'aimed-eval[dashboard]'"
 
 def add_parser(sub) -> None:
     p = sub.add_parser("dashboard", help="start the streamlit dashboard over the results index (read-only)")
-    p.add_argument("--db", type=Path, default=None,
+    p.add_argument("--db", type=flag_types.db_path, default=None,
                    help="results index (default: AIMED_DB, else aimed_runs/aimed_index.sqlite)")
     p.add_argument("--host", default="127.0.0.1", type=flag_types.host, help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=flag_types.port, default=8501, help="port (default: 8501)")

@@ -13,13 +13,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from aimed.harness import flag_types
+
 FORMATS = ("table", "markdown", "csv", "json")
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("leaderboard", help="checkpoints by base model and stage, one column a task",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--db", type=Path, default=None,
+    p.add_argument("--db", type=flag_types.db_path, default=None,
                    help="results index (default: $AIMED_DB, else aimed_runs/aimed_index.sqlite)")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     p.add_argument("--base_model", action="append", default=None, metavar="NAME",

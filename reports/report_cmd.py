@@ -15,6 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from aimed.harness import flag_types
 from aimed.harness.errors import UserError
 from aimed.harness.index import default_db
 
@@ -26,7 +27,7 @@ def add_parser(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=None,
                    help="file to write (default: report.html, or report.md with --format markdown)")
-    p.add_argument("--db", type=Path, default=None,
+    p.add_argument("--db", type=flag_types.db_path, default=None,
                    help="results index (default: $AIMED_DB, else aimed_runs/aimed_index.sqlite)")
     p.add_argument("--base_model", default=None, help="only these base models, comma-separated")
     p.add_argument("--stage", default=None, help="only these stages (pt, sft, rm, ppo, dpo, ...), comma-separated")

@@ -152,7 +152,10 @@ def read_pipeline_file(path: Path) -> tuple[PipelineFile, str]:
 
     if not path.is_file():
         raise UserError(f"--config {path}: no such file; give a pipeline.yaml (see trainers/demo_data/pipeline.yaml)")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; give a pipeline.yaml (see trainers/demo_data/pipeline.yaml)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

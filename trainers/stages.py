@@ -71,6 +71,8 @@ def _read_yaml(path: Path, cls) -> dict:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; give the stage's YAML config") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: give a mapping of config keys to values, not {type(data).__name__}")
     return {k: _coerce(cls, str(k), v, f"{path}: key {k!r}") for k, v in data.items()}

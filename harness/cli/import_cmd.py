@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 from pathlib import Path
 
+from .. import flag_types
 from ..errors import UserError
-from ..index import DB_ENV, DB_NAME, connect, default_db, record_run
+from ..index import DB_ENV, DB_NAME, connect, default_db, index_fault, record_run
 from ..lm_eval_results import LM_EVAL_GLOB, is_lm_eval_results, record_lm_eval
 from .run_cmd import parse_meta
 
@@ -24,7 +26,7 @@ def add_parser(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                    help="run folder, lm-eval results_*.json, or a folder holding them")
-    p.add_argument("--db", type=Path, default=None,
+    p.add_argument("--db", type=flag_types.db_path, default=None,
                    help=f"results index (default: ${DB_ENV}, else {DB_NAME} in the output root of the first PATH)")
     p.add_argument("--meta", default="", help="labels for lm-eval runs of checkpoints without "
                    "aimed_checkpoint.json: stage=sft,base_model=qwen2-7b,parent=PATH,step=200")
@@ -90,6 +92,8 @@ def run(ns: argparse.Namespace) -> int:
             else:
                 run_id = record_lm_eval(db, f, data, meta)
                 print(f"imported lm-eval run {run_id} from {f}")
+    except sqlite3.DatabaseError as exc:  # each run is one transaction: those printed are recorded
+        raise index_fault(db_path, exc) from None
     finally:
         db.close()
     print(f"{len(loaded)} run(s) recorded in {db_path}")

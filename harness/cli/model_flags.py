@@ -29,10 +29,13 @@ def add_model_flags(p: argparse.ArgumentParser, required: bool = True, template_
     g.add_argument("--model_type", default="auto", help="llama, baichuan, chatglm, qwen, ... (recorded; "
                    "the architecture comes from config.json)")
     g.add_argument("--trust_remote_code", action="store_true", help="allow the checkpoint's own Python code")
+    g.add_argument("--allow_pickle", action="store_true", help="load pickle weights (*.bin, *.pt) of a "
+                   "checkpoint without safetensors; pickle can run code, so only for checkpoints you trust")
 
 
 def model_args(ns: argparse.Namespace) -> ModelArgs:
     return ModelArgs(model=ns.model, lora_model=[x for x in ns.lora_model.split(",") if x],
                      tokenizer_path=ns.tokenizer_path, template_name=ns.template_name, dtype=ns.dtype,
                      device=ns.device, only_cpu=ns.only_cpu, gpus=ns.gpus, resize_emb=ns.resize_emb,
-                     model_type=ns.model_type, trust_remote_code=ns.trust_remote_code)
+                     model_type=ns.model_type, trust_remote_code=ns.trust_remote_code,
+                     allow_pickle=ns.allow_pickle)

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ..cache import default_cache_dir
+from .. import flag_types
 from ..errors import UserError
 from ..distributed import finish, world
 from ..evaluate import default_output_dir, iter_runs
@@ -42,7 +43,7 @@ def add_parser(sub) -> None:
     p.add_argument("--no_cache", action="store_true", help="neither read nor write the response cache")
     p.add_argument("--meta", default="", help="labels for a checkpoint without aimed_checkpoint.json: "
                    "stage=sft,base_model=qwen2-7b,parent=PATH,step=200")
-    p.add_argument("--db", type=Path, default=None, help="results index to record the run in (default: "
+    p.add_argument("--db", type=flag_types.db_path, default=None, help="results index to record the run in (default: "
                    f"${DB_ENV}, else aimed_index.sqlite in the run folder's parent)")
     p.add_argument("--no_index", action="store_true", help="do not record the run in the results index")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
-from ..results import FILTER, atomic_write_text, read_results, regroup, task_block
+from ..results import FILTER, atomic_write_many, read_results, regroup, task_block
 from ..scoring.score import CLOZE_NORMS, by_category, score_record, summarise
 from ..taskspec import TaskSpec
 from .summary import print_summary
@@ -26,15 +26,31 @@ class _Outcome:  # the shape results.task_block reads
         self.metrics = metrics
 
 
+def _spec(run_dir: Path, task: str, cfg) -> TaskSpec:
+    """The task's spec as the run recorded it in results.json's ``configs``."""
+    from pydantic import ValidationError
+
+    if not isinstance(cfg, dict):
+        raise UserError(f"{run_dir / 'results.json'}: configs.{task} is not a mapping; the run folder is damaged")
+    try:
+        return TaskSpec.model_validate({k: v for k, v in cfg.items() if k in TaskSpec.model_fields})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise UserError(f"{run_dir / 'results.json'}: configs.{task}.{field}: {err['msg']}; the run folder "
+                        "is damaged, score the checkpoint again") from None
+
+
 def score(ns: argparse.Namespace) -> int:
     results = read_results(ns.run_dir)
     plugins_loaded()
     norm = ns.cloze_norm or results.get("aimed", {}).get("options", {}).get("cloze_norm", "char")
     changed = 0
+    rewritten: dict[Path, str] = {}
     for task, cfg in results["configs"].items():
-        spec = TaskSpec.model_validate({k: v for k, v in cfg.items() if k in TaskSpec.model_fields})
+        spec = _spec(ns.run_dir, task, cfg)
         f = ns.run_dir / f"samples_{task}.jsonl"
-        if not f.exists():
+        if not f.is_file():
             raise UserError(f"{f}: missing; the run folder is incomplete")
         records = []
         for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
@@ -42,6 +58,9 @@ def score(ns: argparse.Namespace) -> int:
                 records.append(json.loads(line))
             except ValueError:
                 raise UserError(f"{f}:{lineno}: not valid JSON; the samples file is damaged") from None
+            if not isinstance(records[-1], dict) or "doc" not in records[-1] or "resps" not in records[-1]:
+                raise UserError(f"{f}:{lineno}: not a sample record (no 'doc' and 'resps'); the samples "
+                                "file is damaged")
         before = [r.get("filtered_resps") for r in records]
         for r in records:
             score_record(spec, r, norm)
@@ -54,9 +73,10 @@ def score(ns: argparse.Namespace) -> int:
         cats = by_category(spec, records)
         if cats:
             results.setdefault("aimed", {}).setdefault("categories", {})[task] = cats
-        atomic_write_text(f, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        rewritten[f] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     regroup(results)
-    atomic_write_text(ns.run_dir / "results.json", json.dumps(results, ensure_ascii=False, indent=2))
+    rewritten[ns.run_dir / "results.json"] = json.dumps(results, ensure_ascii=False, indent=2)
+    atomic_write_many(rewritten, str(ns.run_dir))
     print_summary(results)
     print(f"re-scored {ns.run_dir} ({changed} predictions changed; filter '{FILTER}')")
     return 0

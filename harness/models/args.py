@@ -19,6 +19,7 @@ class ModelArgs:
     resize_emb: bool = False  # resize the embeddings to the tokenizer's vocabulary
     model_type: str = "auto"  # recorded; Auto* classes pick the architecture from config.json
     trust_remote_code: bool = False
+    allow_pickle: bool = False  # load *.bin / *.pt weights (pickle can run code when unpickled)
     revision: Optional[str] = None
 
     def to_dict(self) -> dict:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -83,6 +85,37 @@ def _check_checkpoint(folder: Path, what: str, marker: str) -> None:
         _check_safetensors(weights)
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def check_pickle(folder: Path, what: str, allow: bool) -> None:
+    """Weights only as pickle files (``pytorch_model.bin``): unpickling can run code, so they
+    load only with ``--allow_pickle``."""
+    if any(folder.glob("*.safetensors")):
+        return  # transformers and peft prefer the safetensors files
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES and p.is_file())
+    if pickles and not allow:
+        raise UserError(f"{what} {folder}: its weights are pickle files ({', '.join(pickles[:3])}), which can "
+                        "run code when loaded; pass --allow_pickle if you trust this checkpoint, or convert "
+                        "it to safetensors")
+
+
+def remote_code_note(folder: Path, model, trust_remote_code: bool) -> Optional[str]:
+    """A warning when a checkpoint names its own modelling code (``auto_map``) that was not run."""
+    if trust_remote_code:
+        return None
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    if not auto_map:
+        return None
+    own = auto_map.get("AutoModelForCausalLM") if isinstance(auto_map, dict) else None
+    return (f"{folder}: config.json names its own code ({own or auto_map}), which was not run (no "
+            f"--trust_remote_code); transformers' {type(model).__name__} was used instead")
+
+
 def _check_safetensors(path: Path) -> None:
     """Read the header and touch every tensor's byte range: a truncated file fails here."""
     from safetensors import safe_open
@@ -127,12 +160,17 @@ def checkpoint_info(args: ModelArgs) -> dict:
     if folder is None:
         folder = snapshot_folder(args.model, args.revision)
     _check_checkpoint(folder, "--model", "config.json")
+    check_pickle(folder, "--model", args.allow_pickle)
+    if args.tokenizer_path:
+        local_folder(args.tokenizer_path, "--tokenizer_path")
     if len(args.lora_model) > 1:
         raise UserError("--lora_model: give one adapter folder a run")
     adapters = []
     for name in args.lora_model:
         afolder = local_folder(name, "--lora_model") or snapshot_folder(name, None)
         _check_checkpoint(afolder, "--lora_model", "adapter_config.json")
+        check_pickle(afolder, "--lora_model", args.allow_pickle)
+        check_adapter_base(afolder, folder)
         adapters.append(afolder)
     device = resolve_device(args)
     dtype = resolve_dtype(args.dtype, device)
@@ -154,9 +192,13 @@ def load_model(args: ModelArgs, checked: Optional[dict] = None, tokenizer: Any =
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(folder), dtype=dtype, trust_remote_code=args.trust_remote_code, use_safetensors=None)
-    except (OSError, ValueError, KeyError) as exc:
-        raise UserError(f"{folder}: could not load the model ({str(exc).splitlines()[0][:160]}); "
-                        "check the checkpoint (pass --trust_remote_code for custom architectures)") from None
+    except (OSError, ValueError, KeyError, pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UserError(f"{folder}: could not load the model ({first}); check the checkpoint "
+                        "(pass --trust_remote_code for custom architectures)") from None
+    note = remote_code_note(folder, model, args.trust_remote_code)
+    if note:
+        print(f"aimed-eval: warning: {note}", file=sys.stderr)
     if args.resize_emb or len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         if not args.resize_emb:
             raise UserError(f"the tokenizer has {len(tokenizer)} tokens but {folder} has "
@@ -165,11 +207,54 @@ def load_model(args: ModelArgs, checked: Optional[dict] = None, tokenizer: Any =
     if adapters:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(adapters[0]))
+        try:
+            model = PeftModel.from_pretrained(model, str(adapters[0]))
+        except (RuntimeError, ValueError, KeyError) as exc:  # shapes or module names of another base
+            raise UserError(adapter_mismatch(adapters[0], folder, exc)) from None
     model.to(device)
     model.eval()  # callers score under torch.no_grad(); grad mode stays the caller's (trainers need it)
     info["max_length"] = _max_length(model, tokenizer)
     return model, tokenizer, info
+
+
+def _family(folder: Path) -> Optional[tuple]:
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (config.get("model_type"), tuple(config.get("architectures") or ())) if isinstance(config, dict) else None
+
+
+def check_adapter_base(adapter: Path, base: Path) -> None:
+    """An adapter trained on another model family than ``base`` is refused, even where its
+    shapes happen to fit (two tiny or two 7B models of equal width load each other's LoRA
+    without an error and score nonsense). Only a recorded base that is a local folder is
+    compared; a moved base or a hub id passes to peft's own checks."""
+    try:
+        recorded = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8")).get(
+            "base_model_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        return
+    if not recorded or not Path(recorded).is_dir() or Path(recorded).resolve() == base.resolve():
+        return
+    theirs, ours = _family(Path(recorded)), _family(base)
+    if theirs and ours and theirs[0] != ours[0]:
+        raise UserError(f"--lora_model {adapter}: was trained on {recorded} ({theirs[0]}), not a {ours[0]} "
+                        f"model like {base}; it does not fit: give its own base with --model")
+
+
+def adapter_mismatch(adapter: Path, base: Path, exc: BaseException) -> str:
+    """The message for a LoRA adapter that does not fit the base it was put on."""
+    trained_on = None
+    try:
+        trained_on = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8")).get(
+            "base_model_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        pass
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:140]
+    hint = f"it was trained on {trained_on}: give that base with --model" if trained_on else \
+        "give the base model it was trained on with --model"
+    return f"--lora_model {adapter}: does not fit the base {base} ({first}); {hint}"
 
 
 def _max_length(model, tokenizer) -> int:

@@ -17,6 +17,7 @@ from typing import Optional
 
 import streamlit as st
 
+from aimed.harness import flag_types
 from aimed.harness.errors import UserError
 from aimed.harness.index import DB_ENV, default_db
 from aimed.leaderboards import query
@@ -27,7 +28,7 @@ from . import samples
 def db_path_from_argv(argv: list[str]) -> Path:
     """``--db PATH`` after ``streamlit run app.py --``, else ``AIMED_DB``, else the default."""
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--db", type=Path)
+    parser.add_argument("--db", type=flag_types.db_path)
     ns, _ = parser.parse_known_args(argv)
     return (ns.db or (Path(os.environ[DB_ENV]) if os.environ.get(DB_ENV) else default_db())).expanduser()
 

@@ -28,6 +28,7 @@ def read_text(path: Path, data: DataSpec) -> str:
     """The whole file as text in ``data.encoding`` (a UTF-8 BOM is dropped), line ends kept."""
     raw = path.read_bytes()
     enc = data.encoding
+    _refuse_non_text(path, raw, enc)
     if enc.lower().replace("_", "-") in ("utf-8", "utf8"):
         enc = "utf-8-sig"
     try:
@@ -37,6 +38,21 @@ def read_text(path: Path, data: DataSpec) -> str:
                         "use e.g. utf-8 or gb18030") from None
     except UnicodeDecodeError as exc:
         raise UserError(_decode_message(path, raw, data.encoding, exc)) from None
+
+
+# Files that are not text in any encoding a spec can name, found by their first bytes.
+_NOT_TEXT = ((b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook?); export the sheet as CSV (UTF-8)"),
+             (b"\xd0\xcf\x11\xe0", "an old Excel/Office file (.xls); export the sheet as CSV (UTF-8)"),
+             (b"%PDF", "a PDF; give the data as CSV or JSONL"),
+             (b"\x1f\x8b", "gzip-compressed; decompress it first"),
+             (b"\xff\xfe", "UTF-16 (little-endian) text; re-save it as UTF-8"),
+             (b"\xfe\xff", "UTF-16 (big-endian) text; re-save it as UTF-8"))
+
+
+def _refuse_non_text(path: Path, raw: bytes, enc: str) -> None:
+    for magic, what in _NOT_TEXT:
+        if raw.startswith(magic) and not ("UTF-16" in what and enc.lower().replace("-", "").startswith("utf16")):
+            raise UserError(f"{path}: the file is {what}")
 
 
 def _decode_message(path: Path, raw: bytes, enc: str, exc: UnicodeDecodeError) -> str:
