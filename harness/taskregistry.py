@@ -148,8 +148,6 @@ class Task:
 
 def _check_items(items: list[Sample], path: Path, spec: TaskSpec) -> list[tuple[int, BadRow]]:
     """Checks every loader gets for free: ids unique, choices well-formed. (index, problem) of each bad item."""
-    if not items:
-        raise UserError(f"{path}: no items found; check that the file has rows and the spec's loader fits it")
     problems: list[tuple[int, BadRow]] = []
     seen: dict[str, str] = {}
     for i, s in enumerate(items):
