@@ -51,6 +51,6 @@ OUTPUT_FORMATS = [
 def outputs_for(sample, explanation) -> list[str]:
     """One output per format for ``sample`` (gold letters, a wrong letter, the gold's text)."""
     gold = "".join(sample.answer)
-    wrong = next(k for k in sample.options if k not in sample.answer)
+    wrong = next((k for k in sample.options if k not in sample.answer), next(iter(sample.options)))
     text = sample.options[sample.answer[0]]
     return [fmt(gold, wrong, text, explanation) for fmt in OUTPUT_FORMATS]
