@@ -47,8 +47,17 @@ class ResponseCache:
 
     def __init__(self, folder: Path):
         self.path = Path(folder) / "responses.sqlite"
+        made = [p for p in (Path(folder), self.path) if not p.exists()]  # removed again on a fault
         try:
-            Path(folder).mkdir(parents=True, exist_ok=True)
+            self._open_or_replace(Path(folder))
+        except BaseException:
+            for p in reversed(made):
+                _remove_sqlite(p)
+            raise
+
+    def _open_or_replace(self, folder: Path) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
             self.db = self._open()
         except sqlite3.DatabaseError as exc:
             if not _damaged(exc):
@@ -118,6 +127,20 @@ class ResponseCache:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _remove_sqlite(path: Path) -> None:
+    """Remove what a failed open created: the folder, or the database file and its WAL files."""
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        except OSError:  # a read-only file system made nothing to remove
+            pass
 
 
 def _damaged(exc: sqlite3.DatabaseError) -> bool:

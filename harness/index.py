@@ -103,15 +103,22 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     except OSError as exc:
         raise UserError(f"--db {path}: cannot create its folder ({exc.strerror}); choose a folder you can "
                         "write to") from None
-    db = sqlite3.connect(path, timeout=wait_seconds(), isolation_level=None)
-    db.execute(f"PRAGMA busy_timeout={int(wait_seconds() * 1000)}")
+    is_new = not path.exists()
     try:
+        db = sqlite3.connect(path, timeout=wait_seconds(), isolation_level=None)
+    except sqlite3.Error as exc:
+        raise index_fault(path, exc) from None
+    try:
+        db.execute(f"PRAGMA busy_timeout={int(wait_seconds() * 1000)}")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
             _create(db, path)
         enable_wal(db, timeout_s=wait_seconds())
-    except sqlite3.OperationalError as exc:  # locked past the timeout, read-only folder, ...
+    except sqlite3.OperationalError as exc:  # locked past the timeout, read-only folder, full disk
         db.close()
+        if is_new and "locked" not in str(exc) and "busy" not in str(exc):  # no empty index left
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
         raise index_fault(path, exc) from None
     except sqlite3.DatabaseError as exc:
         db.close()
@@ -132,8 +139,7 @@ def index_fault(path: Path, exc: BaseException) -> UserError:
     text = str(exc)
     if "locked" in text or "busy" in text:
         return UserError(f"{path}: the results index is locked by another process (waited "
-                         f"{wait_seconds():.0f} s); retry when it has finished, or record later with "
-                         "`aimed-eval import`")
+                         f"{wait_seconds():.0f} s); retry when that process has finished")
     return UserError(f"{path}: cannot write to the results index ({text}); free some space or check "
                      "the file's permissions")
 

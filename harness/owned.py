@@ -131,9 +131,13 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
     import fcntl
 
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     lock_path = folder.parent / f".{folder.name}.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only or full file system: said before any work is done
+        raise UserError(f"{what} {folder}: cannot write there ({exc.strerror}); choose a folder you can "
+                        "write to") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -11,7 +11,7 @@ from .. import flag_types
 from ..errors import UserError
 from ..distributed import finish, world
 from ..evaluate import default_output_dir, iter_runs
-from ..index import DB_ENV, connect, default_db, record_run_dir
+from ..index import DB_ENV, connect, default_db, index_fault, record_run_dir
 from ..models.adapters import plan_runs, run_names
 from ..runner import RunOptions
 from ..scoring.score import CLOZE_NORMS
@@ -57,6 +57,10 @@ def run(ns: argparse.Namespace) -> int:
         raise UserError("--limit: give a positive number of items")
     if ns.num_fewshot is not None and ns.num_fewshot < 0:
         raise UserError("--num_fewshot: give 0 or more")
+    if ns.quiet:  # transformers' own "Loading weights" bars too
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     args = model_args(ns)
     opts = RunOptions(mode=ns.mode, num_fewshot=ns.num_fewshot, limit=ns.limit, seed=ns.seed,
                       template_name=ns.template_name, cloze_norm=ns.cloze_norm, progress=not ns.quiet)
@@ -112,9 +116,10 @@ def record(db_path: Path, run_dir: Path, results: dict) -> None:
 
     try:
         record_run_dir(db_path, run_dir, results)
-    except (sqlite3.Error, OSError) as exc:  # e.g. locked past the busy timeout: the run itself is safe
-        raise UserError(f"{db_path}: could not record the run ({exc}); the run folder {run_dir} is "
-                        f"complete: record it with `aimed-eval import {run_dir} --db {db_path}`") from None
+    except (sqlite3.Error, OSError, UserError) as exc:  # e.g. locked past the busy timeout: the run is safe
+        reason = exc.message if isinstance(exc, UserError) else index_fault(db_path, exc).message
+        raise UserError(f"{reason}; the run folder {run_dir} is complete: record it with "
+                        f"`aimed-eval import {run_dir} --db {db_path}`") from None
     print(f"recorded in index: {db_path}")
 
 
