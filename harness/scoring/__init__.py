@@ -1,1 +1,2 @@
-"""Scoring lives apart from task definitions: metrics, answer choice and extraction."""
+"""Scoring lives apart from task definitions: metrics, answer choice and extraction, and the
+registry of published protocols (a benchmark's own reading and metrics, reported beside ours)."""
