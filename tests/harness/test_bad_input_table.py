@@ -135,6 +135,26 @@ def _tree(folder: Path) -> dict[str, tuple]:
     return out
 
 
+class _Destroyed(Exception):
+    pass
+
+
+def _outcome(case: dict, code: int, err: str) -> str:
+    """How a case ended, for the counts of the closing notes (AIMED_TABLE_REPORT=FILE)."""
+    if "Traceback" in err:
+        return "traceback"
+    if code != case.get("exit", 2):
+        return "accepted (silent)"
+    lines = [x for x in err.splitlines() if x.strip()]
+    return "clean" if case["message"] in err and 1 <= len(lines) <= 2 else "unclear message"
+
+
+def _report(case: dict, outcome: str) -> None:
+    if os.environ.get("AIMED_TABLE_REPORT"):
+        with open(os.environ["AIMED_TABLE_REPORT"], "a", encoding="utf-8") as f:
+            f.write(json.dumps({"id": case["id"], "outcome": outcome}) + "\n")
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_bad_input(case, assets, tmp_path, monkeypatch, capsys):
     from aimed.harness.cli import main
@@ -154,8 +174,28 @@ def test_bad_input(case, assets, tmp_path, monkeypatch, capsys):
     before, assets_before = _tree(work), _tree(Path(assets["root"]))
     home_before = _tree(home)
 
-    code = main([_fill(a, assets) for a in case["argv"]])
+    # A safety net, not a stand-in: should a regression ever aim a removal outside the test's
+    # folders (an --output_dir of / or ~ replaced), the case fails instead of the machine.
+    real_rmtree = shutil.rmtree
+    allowed_root = Path(assets["root"]).parent.parent.resolve()
+
+    def guarded_rmtree(path, *args, **kwargs):
+        if not Path(path).resolve().is_relative_to(allowed_root):
+            raise _Destroyed(f"would remove {path}")
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", guarded_rmtree)
+    try:
+        code = main([_fill(a, assets) for a in case["argv"]])
+    except _Destroyed:
+        _report(case, "destroys data")
+        raise
+    except Exception:
+        _report(case, "deletes files" if set(before) - set(_tree(work)) else "traceback")
+        raise
     err = capsys.readouterr().err
+    lost = set(before) - set(_tree(work))
+    _report(case, "deletes files" if lost else _outcome(case, code, err))
 
     assert code == case.get("exit", 2), err
     assert "Traceback" not in err
