@@ -19,6 +19,7 @@ from ..taskspec import MODES
 from .backend_flags import add_backend_flags, make_backend
 from .model_flags import add_model_flags, model_args
 from .summary import print_summary
+from .tasks_cmd import SKIP_HELP, SkipBadRows
 
 
 def add_parser(sub) -> None:
@@ -46,6 +47,7 @@ def add_parser(sub) -> None:
     p.add_argument("--db", type=flag_types.db_path, default=None, help="results index to record the run in (default: "
                    f"${DB_ENV}, else aimed_index.sqlite in the run folder's parent)")
     p.add_argument("--no_index", action="store_true", help="do not record the run in the results index")
+    p.add_argument("--skip_bad_rows", action=SkipBadRows, help=SKIP_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 

@@ -33,13 +33,6 @@ def add_parser(sub) -> None:
     v.add_argument("task", help="a task or group name, or the path of a .yaml spec")
     v.add_argument("--skip_bad_rows", action=SkipBadRows, help=SKIP_HELP)
     v.set_defaults(func=validate)
-    # `run` loads the same tasks; its parser is registered before this one (cli/__init__.py)
-    run = sub.choices.get("run")
-    if run is not None:
-        try:
-            run.add_argument("--skip_bad_rows", action=SkipBadRows, help=SKIP_HELP)
-        except argparse.ArgumentError:  # run_cmd declares it itself
-            pass
 
 
 def _status(task: Task, count: bool) -> tuple[str, str]:
