@@ -58,13 +58,15 @@ def format_example(spec: TaskSpec, sample: Sample, mode: str, with_answer: bool)
     return body + (answer if with_answer else "")
 
 
-def pick_fewshot(pool: list[Sample], sample: Sample, k: int, seed: int, task: str) -> list[Sample]:
-    """k examples, never the item itself; seeded by the item so order and batching don't matter."""
+def pick_fewshot(pool: list[Sample], sample: Sample, k: int, seed: int, task: str,
+                 pool_is_own_file: bool = True) -> list[Sample]:
+    """k examples, never the item itself; seeded by the item so order and batching don't matter.
+
+    Only a pool read from the item's own file can hold the item: a separate dev file may
+    reuse the test file's ids (CMMLU: anatomy-0 in both), which must not cost an example."""
     if k <= 0:
         return []
-    # The item itself is the pool entry from the same file line; a separate dev file may
-    # reuse the test file's ids (CMMLU: anatomy-0 in both), which must not cost an example.
-    candidates = [s for s in pool if not (s.id == sample.id and s.where == sample.where)]
+    candidates = [s for s in pool if s.id != sample.id] if pool_is_own_file else pool
     rng = random.Random(f"{seed}:{task}:{sample.id}")
     return rng.sample(candidates, min(k, len(candidates)))
 

@@ -76,7 +76,7 @@ def build_requests(task: Task, opts: RunOptions, tokenizer=None) -> tuple[list, 
     requests, records = [], []
     stops = tuple(spec.generation.stop) + template_stops(opts.template_name)
     for i, sample in enumerate(samples):
-        shots = pick_fewshot(pool, sample, k, opts.seed, task.name)
+        shots = pick_fewshot(pool, sample, k, opts.seed, task.name, pool_is_own_file=not task.fewshot_path)
         context = build_context(spec, sample, shots, cfg, tokenizer)
         conts = continuations(spec, sample, mode)
         if conts is None:

@@ -89,9 +89,21 @@ def test_full_disk_for_every_writer(cli, tiny_llama, tmp_path, mount):
     _one_line(*_code_err(cli("import", base / "a", "--db", full / "index.sqlite")), "index.sqlite")
     _one_line(*_code_err(cli("run", "--model", tiny_llama, "--tasks", "demo_mcq", "--cache_dir", full / "cache",
                              "--no_index", "--output_dir", tmp_path / "r2")), "response cache")
+    adapter = tmp_path / "adapter"
+    _llama_adapter(tiny_llama, adapter)
+    _one_line(*_code_err(cli("merge", "--model", tiny_llama, "--lora_model", adapter, "--out", full / "merged",
+                             "--only_cpu")), "--out", "space")
     left = sorted(p.name for p in full.iterdir())
     assert left == before, left
     assert not list(full.rglob("*.tmp*"))
+
+
+def _llama_adapter(base: Path, out: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base)
+    get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"])).save_pretrained(out)
 
 
 def _code_err(result) -> tuple[int, str]:
