@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -27,6 +26,7 @@ from aimed.harness.evaluate import MANIFEST
 
 from .base import StageConfig, StageResult
 from .lineage import Parent
+from .progress import use_stage_bar, write
 
 STAGE_MARKER = "aimed_stage.json"  # in output_dir: written last, when the whole stage is done
 TRAIN_VERSIONS = ("aimed-eval", "torch", "transformers", "trl", "peft", "accelerate", "datasets",
@@ -118,12 +118,13 @@ class CheckpointScorer:
             _warn(f"{folder.name}: evaluation failed ({type(exc).__name__}: {_first_line(exc)}); training goes on")
             return {}
         self.scores[folder] = figures
-        print(f"[{self.stage}] {folder.name}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in figures.items()))
+        write(f"[{self.stage}] {folder.name}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in figures.items()))
         return figures
 
     def _score(self, folder: Path) -> Optional[Path]:
         from aimed.harness.evaluate import evaluate
         from aimed.harness.index import default_db, record_run_dir
+        from aimed.harness.index_lookup import remember_index
         from aimed.harness.models.args import ModelArgs
         from aimed.harness.runner import RunOptions
 
@@ -137,7 +138,9 @@ class CheckpointScorer:
         try:
             result = evaluate(args, list(c.eval_tasks), opts, output_dir=out, use_cache=False, overwrite=True,
                               batch_size="auto")
-            record_run_dir(Path(c.eval_db) if c.eval_db else default_db(), result.run_dir, result.results)
+            db = Path(c.eval_db) if c.eval_db else default_db()
+            record_run_dir(db, result.run_dir, result.results)
+            remember_index(db)  # leaderboard, report and dashboard find it without --db
         except Exception as exc:  # noqa: BLE001 - said out loud, and training goes on
             _warn(f"{folder.name}: scoring on {','.join(c.eval_tasks)} failed "
                   f"({type(exc).__name__}: {_first_line(exc)}); training goes on")
@@ -148,7 +151,7 @@ class CheckpointScorer:
             if metric in o.metrics:
                 mains[f"{o.task.name}/{metric}"] = o.metrics[metric][0]
         self.scores[folder] = mains
-        print(f"[{self.stage}] {folder.name}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in mains.items())
+        write(f"[{self.stage}] {folder.name}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in mains.items())
               + f"  (run {result.run_dir})")
         return result.run_dir
 
@@ -177,7 +180,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _warn(message: str) -> None:
-    print(f"aimed-eval: warning: {message}", file=sys.stderr, flush=True)
+    write(f"aimed-eval: warning: {message}", err=True)
 
 
 def loss_figures(log_history: list[dict], key: str = "loss") -> dict:
@@ -212,8 +215,7 @@ def run_trainer(trainer, scorer: CheckpointScorer, output_dir: Path, extra_metri
     ``extra_metrics`` and ``after()`` (figures measured once training is over) join the
     first/last loss in the result's ``train_metrics``."""
     trainer.add_callback(make_score_on_save(scorer))
-    if not scorer.config.print_logs:
-        keep_bar_drop_log_lines(trainer)
+    use_stage_bar(trainer, scorer.stage, scorer.config.print_logs)
     trainer.train()
     metrics = loss_figures(trainer.state.log_history)
     accuracy = loss_figures(trainer.state.log_history, "mean_token_accuracy")  # trl's SFT: next-token accuracy
@@ -221,20 +223,6 @@ def run_trainer(trainer, scorer: CheckpointScorer, output_dir: Path, extra_metri
     metrics.update(extra_metrics or {})
     metrics.update(after() if after else {})
     return scorer.finish(output_dir, metrics)
-
-
-def keep_bar_drop_log_lines(trainer) -> None:
-    """The progress bar stays; the dict of figures it prints at every logging step goes
-    (the figures still reach ``log_history``, hence the stage's first -> last summary)."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    class BarOnly(ProgressCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            pass
-
-    for noisy in (ProgressCallback, PrinterCallback):
-        if trainer.pop_callback(noisy) is not None and noisy is ProgressCallback:
-            trainer.add_callback(BarOnly())
 
 
 def require_examples(trainer, stage: str, max_length: int) -> None:

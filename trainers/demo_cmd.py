@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Optional
 
 DATA_FILES = ("pretrain.txt", "sft.jsonl", "preference.jsonl", "pipeline.yaml", "gates.yaml")
 BASE_NAME = "tiny-llama"
@@ -91,6 +92,42 @@ def demo(ns: argparse.Namespace) -> int:
     code = cli(["leaderboard", "--db", str(config.index_db)])
     report = config.output_root / "report.html"
     code = code or cli(["report", "--db", str(config.index_db), "--out", str(report)])
-    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s: open {report}; rerun or edit the stages with "
-          f"`aimed-eval pipeline --config {config.path}`")
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
+    print("\n".join(next_steps(config, outcome, report)), flush=True)
     return code or (2 if outcome.exit_code == 2 else 0)
+
+
+def compared_pair(outcome) -> Optional[tuple[str, str, str]]:
+    """(stage, its parent's run, its promoted checkpoint's run) of the stage with the most to
+    show: SFT (the gain the demo is built to have), else the first promoted stage."""
+    for line in outcome.lines.values():
+        promoted = [(s, r) for s, r in line["stages"].items()
+                    if (r.get("decision") or {}).get("kind") == "gate" and r["decision"]["go_on"]]
+        for stage, rec in sorted(promoted, key=lambda sr: sr[0] != "sft"):
+            if rec.get("parent_run") and rec["decision"].get("promoted_run"):
+                return stage, rec["parent_run"], rec["decision"]["promoted_run"]
+    return None
+
+
+def next_steps(config, outcome, report: Path) -> list[str]:
+    """The exact commands to go on with, on this demo's own index and runs."""
+    from shlex import quote
+
+    from aimed.leaderboards.dashboard_cmd import INSTALL
+
+    db = quote(str(config.index_db))
+    lines = ["", "== next steps ==",
+             f"the report (open it in a browser):  {report}",
+             f"the dashboard (its extra once: {INSTALL}):",
+             f"  aimed-eval dashboard --db {db}"]
+    pair = compared_pair(outcome)
+    if pair is not None:
+        parent_run, run = quote(pair[1]), quote(pair[2])
+        policy = quote(str(config.path.parent / "gates.yaml"))
+        lines += [f"compare {pair[0]}'s promoted checkpoint (B) with its parent (A), item by item:",
+                  f"  aimed-eval compare {parent_run} {run}",
+                  "gate it against its parent (exit 1 on a regression):",
+                  f"  aimed-eval gate --baseline {parent_run} --candidate {run} --policy {policy}"]
+    lines += ["edit the stages and rerun (only what changed is redone):",
+              f"  aimed-eval pipeline --config {quote(str(config.path))}"]
+    return lines

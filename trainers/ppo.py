@@ -142,13 +142,13 @@ def _build_policy(config: Config, weights: str):
 
 def _run(config: Config, parent, weights: str, out: Path, prompts: list[str], counts: dict, reward_fn) -> StageResult:
     import torch
-    from tqdm.auto import tqdm
     from transformers import get_scheduler
 
     from .checkpoints import CheckpointScorer
     from .modeling import load_tokenizer
     from .ppo_loop import PPOLoop, UpdateSettings
     from .ppo_rollout import RolloutSettings
+    from .progress import stage_bar
     from .rl_reward import RewardModel
 
     random.seed(config.seed)
@@ -173,13 +173,14 @@ def _run(config: Config, parent, weights: str, out: Path, prompts: list[str], co
     scorer = CheckpointScorer(NAME, config, parent, weights, adapter=config.finetune != "full", data=counts)
     batches = _prompt_batches(prompts, config.rollout_batch_size, config.seed)
     history: list[dict] = []
-    bar = tqdm(range(1, iterations + 1), desc="ppo", unit="iter")
-    with open(out / LOG_FILE, "w", encoding="utf-8") as log:
-        for step in bar:
+    bar = stage_bar(NAME, iterations, unit="iter")  # checkpoint lines go above it (progress.write)
+    with bar, open(out / LOG_FILE, "w", encoding="utf-8") as log:
+        for step in range(1, iterations + 1):
             stats = loop.step(next(batches))
             history.append(stats)
             log.write(json.dumps({"step": step, **stats}) + "\n")
             log.flush()
+            bar.update()
             bar.set_postfix(reward=f"{stats['reward']:.3f}", kl=f"{stats['kl']:.3f}")
             if step % config.save_steps == 0 or step == iterations:
                 folder = out / f"checkpoint-{step}"

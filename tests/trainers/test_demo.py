@@ -3,8 +3,14 @@ the bundled demo data, every checkpoint scored, the gates applied, the leaderboa
 and the HTML report written; a second run redoes nothing."""
 
 import json
+import re
+import shlex
 
 from aimed.trainers import stages as stages_mod
+
+# each stage's bar at its end: steps done of all, elapsed < time left, the latest figures
+STAGE_BARS = {"pt": (6, "loss="), "sft": (90, "loss="), "rm": (12, "loss="), "ppo": (4, "reward="),
+              "dpo": (6, "loss=")}
 
 
 def test_demo_runs_the_whole_loop(cli, tmp_path, monkeypatch):
@@ -32,6 +38,28 @@ def test_demo_runs_the_whole_loop(cli, tmp_path, monkeypatch):
         if stage != "rm":  # the reward model is scored by pair accuracy, not on the demo tasks
             for c in rec["checkpoints"]:
                 assert f"{stage}/{c['path'].rsplit('/', 1)[1]}" in board
+    # every stage shows a progress bar (on stderr); the checkpoint lines are written above it, on lines of their own
+    for stage, (total, figure) in STAGE_BARS.items():
+        assert re.search(rf"(^|[\r\n]){stage}: 100%\|[^\r\n]*\| {total}/{total} \[\d\d:\d\d<00:00, [^\]\r\n]*"
+                         rf"{figure}[^\]\r\n]*\]", err), (stage, err[-3000:])
+        assert re.search(rf"(^|[\r\n]){stage}:  *\d+%\|[^\r\n]*\| \d+/{total} \[\d\d:\d\d<\d\d:\d\d", err), stage
+    for stage, rec in line["stages"].items():
+        for c in rec["checkpoints"]:
+            assert re.search(rf"^\[{stage}\] {c['path'].rsplit('/', 1)[1]}: ", stdout, re.M), (stage, c["path"])
+    # the next steps: the dashboard with its extra, the report, and a compare and a gate of two of its runs
+    steps = stdout.split("== next steps ==", 1)[1]
+    sft = line["stages"]["sft"]
+    parent_run, sft_run = sft["parent_run"], sft["decision"]["promoted_run"]
+    assert f"the report (open it in a browser):  {out / 'report.html'}" in steps
+    assert "pip install 'aimed-eval[dashboard]'" in steps and f"aimed-eval dashboard --db {out / 'aimed_index.sqlite'}" in steps
+    commands = {c.split()[1]: shlex.split(c)[1:] for c in steps.splitlines() if c.startswith("  aimed-eval ")}
+    assert commands["compare"] == ["compare", parent_run, sft_run]
+    assert commands["gate"] == ["gate", "--baseline", parent_run, "--candidate", sft_run, "--policy",
+                                str(out / "gates.yaml")]
+    assert commands["pipeline"] == ["pipeline", "--config", str(out / "pipeline.yaml")]
+    for name in ("compare", "gate"):  # they run as printed
+        code, shown, err2 = cli(*commands[name])
+        assert code == 0 and "demo_mcq" in shown, (name, err2)
     html = (out / "report.html").read_text(encoding="utf-8")
     assert 'id="pipeline"' in html and "✅ promoted" in html and "🎯 reward model" in html
     # a second run: nothing trained again, the same decisions shown
