@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aimed.harness import flag_types
 from aimed.harness.errors import UserError
-from aimed.harness.index import default_db
+from aimed.harness.index_lookup import LOOKUP_HELP, find_index
 
 APP = Path(__file__).with_name("dashboard_app.py")
 INSTALL = "pip install 'aimed-eval[dashboard]'"
@@ -26,8 +26,7 @@ INSTALL = "pip install 'aimed-eval[dashboard]'"
 
 def add_parser(sub) -> None:
     p = sub.add_parser("dashboard", help="start the streamlit dashboard over the results index (read-only)")
-    p.add_argument("--db", type=flag_types.db_path, default=None,
-                   help="results index (default: AIMED_DB, else aimed_runs/aimed_index.sqlite)")
+    p.add_argument("--db", type=flag_types.db_path, default=None, help=LOOKUP_HELP)
     p.add_argument("--host", default="127.0.0.1", type=flag_types.host, help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=flag_types.port, default=8501, help="port (default: 8501)")
     p.set_defaults(func=dashboard)
@@ -47,7 +46,7 @@ def check(ns: argparse.Namespace) -> Path:
             raise UserError(f"the dashboard needs {name}, which is not installed: {INSTALL}")
     if not 0 < ns.port < 65536:
         raise UserError(f"--port {ns.port}: give a port between 1 and 65535")
-    db = (ns.db or default_db()).expanduser().resolve()
+    db = find_index(ns.db).expanduser().resolve()
     if not db.is_file():
         raise UserError(f"{db}: no results index there; record runs with `aimed-eval run` or "
                         "`aimed-eval import`, or point --db / AIMED_DB at an index")

@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from aimed.harness import flag_types
+from aimed.harness.index_lookup import LOOKUP_HELP
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -21,8 +22,7 @@ FORMATS = ("table", "markdown", "csv", "json")
 def add_parser(sub) -> None:
     p = sub.add_parser("leaderboard", help="checkpoints by base model and stage, one column a task",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--db", type=flag_types.db_path, default=None,
-                   help="results index (default: $AIMED_DB, else aimed_runs/aimed_index.sqlite)")
+    p.add_argument("--db", type=flag_types.db_path, default=None, help=LOOKUP_HELP)
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     p.add_argument("--base_model", action="append", default=None, metavar="NAME",
                    help="only these base models (comma-separated or repeated)")
@@ -45,11 +45,11 @@ def run(ns: argparse.Namespace) -> int:
     import json
     import sys
 
-    from aimed.harness.index import default_db
+    from aimed.harness.index_lookup import find_index
 
     from . import query, table
 
-    db = query.open_index(ns.db or default_db())
+    db = query.open_index(find_index(ns.db))
     try:
         filters = dict(base_models=_names(ns.base_model), stages=_names(ns.stage), tasks=_names(ns.tasks))
         if ns.progression and ns.format in ("csv", "json"):

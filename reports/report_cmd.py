@@ -11,15 +11,17 @@ Registered through the ``aimed.commands`` entry point (pyproject.toml).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
 
 from aimed.harness import flag_types
 from aimed.harness.errors import UserError
-from aimed.harness.index import default_db
+from aimed.harness.index_lookup import LOOKUP_HELP, find_index
 
 FORMATS = ("html", "markdown")
+INSTALL = "pip install 'aimed-eval[report]'"
 
 
 def add_parser(sub) -> None:
@@ -27,8 +29,7 @@ def add_parser(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=None,
                    help="file to write (default: report.html, or report.md with --format markdown)")
-    p.add_argument("--db", type=flag_types.db_path, default=None,
-                   help="results index (default: $AIMED_DB, else aimed_runs/aimed_index.sqlite)")
+    p.add_argument("--db", type=flag_types.db_path, default=None, help=LOOKUP_HELP)
     p.add_argument("--base_model", default=None, help="only these base models, comma-separated")
     p.add_argument("--stage", default=None, help="only these stages (pt, sft, rm, ppo, dpo, ...), comma-separated")
     p.add_argument("--tasks", default=None, help="only these tasks or groups, comma-separated")
@@ -90,8 +91,11 @@ def run(ns: argparse.Namespace) -> int:
     from . import collect
 
     out = ns.out or Path("report.md" if ns.format == "markdown" else "report.html")
+    if ns.format == "html" and importlib.util.find_spec("plotly") is None:
+        raise UserError(f"the HTML report needs plotly, which is not installed: {INSTALL} "
+                        "(or --format markdown, which needs nothing more)")
     check_writable(out)
-    db_path = ns.db or default_db()
+    db_path = find_index(ns.db)
     if not Path(db_path).is_file():
         raise UserError(f"--db {db_path}: no results index there; record runs with `aimed-eval run` "
                         "or `aimed-eval import`, or point --db / AIMED_DB at an index")

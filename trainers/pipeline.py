@@ -74,9 +74,12 @@ def quiet_libraries() -> None:
 
 def run_pipeline(config: PipelineConfig) -> PipelineOutcome:
     quiet_libraries()
+    from aimed.harness.index_lookup import remember_index
+
     state = PipelineState.open(config.state_file, config.path, config.index_db, config.stages)
     config.output_root.mkdir(parents=True, exist_ok=True)
     state.save()
+    remember_index(config.index_db)  # leaderboard, report and dashboard find it without --db
     trained: list[tuple[str, str]] = []
     for base in config.base_models:
         line = state.line(base.name, base.model)

@@ -12,6 +12,7 @@ from ..errors import UserError
 from ..distributed import finish, world
 from ..evaluate import default_output_dir, iter_runs
 from ..index import DB_ENV, connect, default_db, index_fault, record_run_dir
+from ..index_lookup import remember_index
 from ..models.adapters import plan_runs, run_names
 from ..runner import RunOptions
 from ..scoring.score import CLOZE_NORMS
@@ -122,6 +123,7 @@ def record(db_path: Path, run_dir: Path, results: dict) -> None:
         reason = exc.message if isinstance(exc, UserError) else index_fault(db_path, exc).message
         raise UserError(f"{reason}; the run folder {run_dir} is complete: record it with "
                         f"`aimed-eval import {run_dir} --db {db_path}`") from None
+    remember_index(db_path)  # leaderboard, report and dashboard find it without --db
     print(f"recorded in index: {db_path}")
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..errors import UserError
 from ..scoring.protocol import PROTOCOLS
-from ..taskregistry import Task, builtin_specs, load_spec, resolve_tasks, skip_bad_rows
+from ..taskregistry import DATA_ENV, Task, builtin_specs, data_root, load_spec, resolve_tasks, skip_bad_rows
 from ..taskspec import GroupSpec, TaskSpec
 
 SKIP_HELP = "skip the data rows a loader cannot read (listed in one warning, recorded in results.json)"
@@ -64,10 +65,20 @@ def list_tasks(ns: argparse.Namespace) -> int:
     print("\ngroups:")
     for name, members in groups:
         print(f"  {name}: {members}")
-    if any(r[3] == "missing" for r in rows):
-        print("\nmissing data: set AIMED_DATA to the folder that holds the publishers' files "
-              "(cmexam/val.csv, cmmlu/test/*.csv, csl/, medterm/), or see `aimed-eval validate TASK`")
+    missing = [r[0] for r in rows if r[3] == "missing"]
+    if missing:
+        print("\n" + missing_note(missing))
     return 0
+
+
+def missing_note(missing: list[str]) -> str:
+    """Which tasks have no data, where it was looked for, and how to point there."""
+    where = f"{data_root()}, from {DATA_ENV}" if os.environ.get(DATA_ENV) else \
+        f"{data_root()}, the default: {DATA_ENV} is not set"
+    return (f"missing data for {len(missing)} task(s): {', '.join(missing)}\n"
+            f"looked under {where}\n"
+            f"set {DATA_ENV} to the folder that holds the publishers' files (cmexam/val.csv, cmmlu/test/*.csv, "
+            "csl/, medterm/), or see `aimed-eval validate TASK`")
 
 
 def validate(ns: argparse.Namespace) -> int:
