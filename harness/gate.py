@@ -51,6 +51,36 @@ class Check:
         return -self.delta if self.higher_is_better else self.delta
 
 
+def change_words(delta: Optional[float], p_value: Optional[float], alpha: float, higher_is_better: bool = True,
+                 numbers: bool = True) -> str:
+    """What a difference means, in words: ``no significant drop (-0.0148, p 0.8730)``,
+    ``significant gain (+0.7917, p <0.0001)``; ``numbers=False`` leaves out the brackets
+    (a table that shows them already). A drop is a change for the worse, whichever way
+    the metric goes."""
+    if delta is None or math.isnan(delta):
+        return "no value"
+    significant = p_value is not None and not math.isnan(p_value) and p_value < alpha
+    worse = -delta if higher_is_better else delta
+    if abs(worse) <= EPS:
+        words = "no change"
+    elif worse > 0:
+        words = "significant drop" if significant else "no significant drop"
+    else:
+        words = "significant gain" if significant else "gain, not significant"
+    return f"{words} ({signed(delta)}, p {pval(p_value)})" if numbers else words
+
+
+def check_words(c: Check) -> str:
+    """A gate row's outcome in words: ``pass: no significant drop``, ``fail: significant drop``,
+    ``pass: significant gain, gain required met`` (never a tick beside a drop)."""
+    words = f"{c.status}: {change_words(c.delta, c.p_value, c.alpha, c.higher_is_better, numbers=False)}"
+    if c.status == "pass" and c.max_drop is not None and EPS < c.drop <= c.max_drop + EPS:
+        words += f", within max_drop {c.max_drop:g}"
+    if c.promotion is not None:
+        words += f", gain required {c.promotion}"
+    return words
+
+
 @dataclass
 class Verdict:
     passed: bool
@@ -195,10 +225,10 @@ def render_markdown(v: Verdict, flips: int = 5) -> str:
     out = [head, "",
            f"**Candidate** `{cand['run_dir']}` ({clip(cand['model'], 60)}) vs **baseline** "
            f"`{base['run_dir']}` ({clip(base['model'], 60)}) · policy: {policy}", ""]
-    rows = [["❌" if c.status == "fail" else ("⭐" if c.promotion == "met" else "✅"), c.task, c.metric,
+    rows = [[check_words(c), c.task, c.metric,
              num(c.baseline), num(c.candidate), signed(c.delta), interval(c.ci_low, c.ci_high),
              pval(c.p_value), c.test, _rule_text(c)] for c in v.checks]
-    out.append(md_table(("", "task", "metric", "baseline", "candidate", "Δ", "95% CI", "p", "test", "rule"), rows))
+    out.append(md_table(("outcome", "task", "metric", "baseline", "candidate", "Δ", "95% CI", "p", "test", "rule"), rows))
     if fails:
         out += ["", "**Failures**", ""] + [f"- `{c.task}/{c.metric}`: {c.reason}" for c in fails]
     unmet = [c for c in v.checks if c.promotion == "not met"]

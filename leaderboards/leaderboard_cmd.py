@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from aimed.harness import flag_types
+from aimed.harness.help_text import user_help
 from aimed.harness.index_lookup import LOOKUP_HELP
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -21,7 +22,7 @@ FORMATS = ("table", "markdown", "csv", "json")
 
 def add_parser(sub) -> None:
     p = sub.add_parser("leaderboard", help="checkpoints by base model and stage, one column a task",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=user_help(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--db", type=flag_types.db_path, default=None, help=LOOKUP_HELP)
     p.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     p.add_argument("--base_model", action="append", default=None, metavar="NAME",

@@ -17,7 +17,7 @@ from typing import Optional
 
 from plotly.colors import qualitative
 
-from .format import Z95
+from .format import Z95, pvalue
 
 PALETTE = qualitative.Plotly + qualitative.D3
 STAGE_BANDS = ("rgba(99,110,250,0.07)", "rgba(0,0,0,0)")
@@ -177,8 +177,8 @@ def comparison_forest(comparison: dict) -> Optional[dict]:
                         "array": [m["ci_high"] - m["delta"] if m.get("ci_high") is not None else 0 for m in metrics],
                         "arrayminus": [m["delta"] - m["ci_low"] if m.get("ci_low") is not None else 0
                                        for m in metrics]},
-            "customdata": [[m.get("p_value"), m.get("test"), m.get("n")] for m in metrics],
-            "hovertemplate": "%{y}<br>Δ %{x:.4f}<br>p %{customdata[0]:.4g} (%{customdata[1]}, n=%{customdata[2]})"
+            "customdata": [[pvalue(m.get("p_value")), m.get("test"), m.get("n")] for m in metrics],
+            "hovertemplate": "%{y}<br>Δ %{x:.4f}<br>p %{customdata[0]} (%{customdata[1]}, n=%{customdata[2]})"
                              "<extra></extra>"}
     zero = {"type": "line", "xref": "x", "yref": "paper", "x0": 0, "x1": 0, "y0": 0, "y1": 1,
             "line": {"dash": "dash", "color": "#444"}}

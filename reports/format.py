@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any, Optional
 
+from aimed.harness.compare_format import pval
+
 Z95 = 1.96
 FLIPS_SHOWN = 50          # flipped items listed (the count says how many there are)
 TEXT_CUT = 240            # characters of a question or an output shown in a table
@@ -32,7 +34,8 @@ def interval(lo: Optional[float], hi: Optional[float]) -> str:
 
 
 def pvalue(p: Optional[float]) -> str:
-    return "–" if p is None else (f"{p:.2e}" if p < 1e-4 else f"{p:.4f}")
+    """The one p-value format of every command and page: ``0.8730``, ``<0.0001``."""
+    return "–" if p is None else pval(p)
 
 
 def date(value: Any) -> str:

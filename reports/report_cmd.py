@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aimed.harness import flag_types
 from aimed.harness.errors import UserError
+from aimed.harness.help_text import user_help
 from aimed.harness.index_lookup import LOOKUP_HELP, find_index
 
 FORMATS = ("html", "markdown")
@@ -26,7 +27,7 @@ INSTALL = "pip install 'aimed-eval[report]'"
 
 def add_parser(sub) -> None:
     p = sub.add_parser("report", help="write the leaderboard, charts and a comparison as one HTML/Markdown file",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=user_help(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=None,
                    help="file to write (default: report.html, or report.md with --format markdown)")
     p.add_argument("--db", type=flag_types.db_path, default=None, help=LOOKUP_HELP)

@@ -200,8 +200,8 @@ def _run_stage(config: PipelineConfig, state: PipelineState, base: BaseModelSpec
             Path(parent["run_dir"]), config.policy_for(stage), out)
     record.update(status="done", finished=time.time())
     state.save()
-    mark = {"promoted": "✅", "reward model": "🎯", "not promoted": "⛔", "failed": "❌"}[record["decision"]["verdict"]]
-    say(f"[{base.name}] {stage}: trained ({record['training']}); gate {mark} {record['decision']['summary']}")
+    # the verdict in words, as the summary begins (no tick that a drop could stand beside)
+    say(f"[{base.name}] {stage}: trained ({record['training']}); gate: {record['decision']['summary']}")
     return record
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from aimed.harness.help_text import user_help
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("pipeline", help="train PT -> SFT -> RM -> PPO -> DPO per base model, gating each stage",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=user_help(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, required=True, help="pipeline.yaml (see trainers/demo_data/pipeline.yaml)")
     p.add_argument("--output_root", type=Path, default=None, help="override the file's output_root")
     p.add_argument("--stages", default=None, help="override the file's stage list (comma-separated, in order)")

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Optional
 
-from aimed.harness.gate import Check, Verdict, choose_best
+from aimed.harness.gate import Check, Verdict, change_words, choose_best
 from aimed.harness.gate_policy import Policy
 from aimed.harness.results import atomic_write_text
 
@@ -31,7 +31,7 @@ def _f(x) -> Optional[float]:
 def check_row(c: Check) -> dict:
     return {"task": c.task, "metric": c.metric, "baseline": _f(c.baseline), "candidate": _f(c.candidate),
             "delta": _f(c.delta), "ci": [_f(c.ci_low), _f(c.ci_high)], "p_value": _f(c.p_value), "test": c.test,
-            "status": c.status, "promotion": c.promotion, "reason": c.reason}
+            "higher_is_better": c.higher_is_better, "alpha": c.alpha, "status": c.status, "promotion": c.promotion, "reason": c.reason}
 
 
 def gain(v: Verdict, rank_by: str) -> Optional[float]:
@@ -42,15 +42,14 @@ def gain(v: Verdict, rank_by: str) -> Optional[float]:
     return _f(row.delta if row.higher_is_better else -row.delta)
 
 
-def _p(p: Optional[float]) -> str:
-    return "—" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
-
-
-def describe(row: dict) -> str:
-    """``demo_mcq/acc 0.2917 → 1.0000 (+0.7083, p <0.001)``"""
+def describe(row: dict, alpha: float) -> str:
+    """``demo_mcq/acc 0.2917 → 1.0000, significant gain (+0.7083, p <0.0001)``: the numbers
+    and, in words, what the change is (a drop that is not significant says so)."""
     b, c, d = row["baseline"], row["candidate"], row["delta"]
-    nums = f"{b:.4f} → {c:.4f} ({d:+.4f}, p {_p(row['p_value'])})" if None not in (b, c, d) else "no value"
-    return f"{row['task']}/{row['metric']} {nums}"
+    if None in (b, c, d):
+        return f"{row['task']}/{row['metric']} no value"
+    words = change_words(d, row["p_value"], alpha, row.get("higher_is_better", True))
+    return f"{row['task']}/{row['metric']} {b:.4f} → {c:.4f}, {words}"
 
 
 def side_decision(stage: str, final: Path, scores: dict) -> dict:
@@ -89,7 +88,7 @@ def gate_stage(checkpoints: list[Path], eval_runs: dict, parent_run: Path, polic
         verdict, go_on = "failed", False
         failures = [r for r in checks if r["status"] == "fail"]
         summary = f"no checkpoint passed; {ckpt.name}: " + "; ".join(
-            f"{describe(r)}: {r['reason']}" for r in failures)
+            f"{describe(r, r['alpha'])}: {r['reason']}" for r in failures)
     elif not best.promoted:
         verdict, go_on = "not promoted", False
         failures = [r for r in checks if r["promotion"] == "not met"]
@@ -100,11 +99,12 @@ def gate_stage(checkpoints: list[Path], eval_runs: dict, parent_run: Path, polic
         task, _, metric = policy.rank_by.partition("/")
         ranked = shown.comparison.row(task, metric)  # the row it was chosen by, judged or not
         head = [{"task": task, "metric": metric, "baseline": _f(ranked.a), "candidate": _f(ranked.b),
-                 "delta": _f(ranked.delta), "p_value": _f(ranked.p_value)}] if ranked is not None else checks[:1]
+                 "delta": _f(ranked.delta), "p_value": _f(ranked.p_value), "higher_is_better": ranked.higher_is_better}
+                ] if ranked is not None else checks[:1]
         passed = sum(v.passed for v in selection.verdicts)
         earned = "" if not any(r["promotion"] == "met" for r in checks) else ", gain required met"
         summary = (f"promoted {ckpt.name} ({passed} of {len(runs)} checkpoints passed{earned})"
-                   + (f": {describe(head[0])}" if head else ""))
+                   + (f": {describe(head[0], policy.alpha)}" if head else ""))
     decision = {"kind": "gate", "verdict": verdict, "go_on": go_on,
                 "promoted_checkpoint": str(ckpt) if go_on else None,
                 "promoted_run": str(shown_run) if go_on else None,

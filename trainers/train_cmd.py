@@ -15,11 +15,12 @@ import argparse
 from pathlib import Path
 
 from aimed.harness.errors import UserError
+from aimed.harness.help_text import user_help
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a stage (pt, sft, rm, ppo, dpo, ...); every checkpoint scored",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=user_help(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter,
                        allow_abbrev=False)
     p.add_argument("--stage", required=True, help="the stage: pt, sft, rm, ppo, dpo, or another registered one")
     p.add_argument("--config", type=Path, default=None, help="the stage's YAML config")

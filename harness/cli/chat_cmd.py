@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from .. import flag_types
+from ..help_text import user_help
 from .model_flags import add_model_flags, model_args
 
 CLEAR = ("clear", "/clear")
@@ -40,7 +41,7 @@ def generation_config(ns: argparse.Namespace):
 
 def add_parser(sub) -> None:
     p = sub.add_parser("chat", help="chat with a checkpoint in the terminal",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=user_help(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_flags(p, template_default="vicuna")
     add_generation_flags(p)
     p.add_argument("--max_history", type=flag_types.non_negative_int, default=10, help="turns kept as context (default: 10)")

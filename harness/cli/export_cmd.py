@@ -2,8 +2,9 @@
 
 Each task becomes an lm-eval 0.4.13 task YAML plus a JSONL of docs that carry the prompt
 aimed-eval builds (few-shot examples and chat template included), so both tools put the
-same text to the model; groups become group YAMLs. See ``aimed.harness.export_lm_eval``
-for what maps to what and where the two scores can differ (multi-answer items).
+same text to the model; groups become group YAMLs. Single-answer items score alike in
+both; on multi-answer items lm-eval's accuracy is more lenient (one gold option chosen
+counts), where ours asks for the exact set. Each YAML says so in a comment.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
+from ..help_text import user_help
 from ..taskspec import MODES
 from ..templates import template_names
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export-lm-eval", help="write lm-evaluation-harness task configs and data",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=user_help(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", required=True, help="tasks, groups or spec files, comma-separated")
     p.add_argument("--out", type=Path, required=True, help="folder for the YAMLs and data (lm_eval --include_path)")
     p.add_argument("--mode", choices=MODES, default=None,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .. import flag_types
 from ..errors import UserError
+from ..help_text import user_help
 from ..index import DB_ENV, DB_NAME, connect, default_db, index_fault, record_run
 from ..index_lookup import remember_index
 from ..lm_eval_results import LM_EVAL_GLOB, is_lm_eval_results, record_lm_eval
@@ -24,7 +25,7 @@ from .run_cmd import parse_meta
 
 def add_parser(sub) -> None:
     p = sub.add_parser("import", help="record aimed-eval run folders and lm-eval results files in the index",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=user_help(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                    help="run folder, lm-eval results_*.json, or a folder holding them")
     p.add_argument("--db", type=flag_types.db_path, default=None,

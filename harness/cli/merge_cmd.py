@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..help_text import user_help
 from .model_flags import add_model_flags, model_args
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("merge", help="merge a LoRA adapter into its base model (safetensors + manifest)",
-                       description=__doc__)
+                       description=user_help(__doc__))
     add_model_flags(p)
     p.add_argument("--out", "--output_dir", dest="out", type=Path, required=True,
                    help="folder for the merged checkpoint")

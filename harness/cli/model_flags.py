@@ -9,15 +9,17 @@ from ..models.args import ModelArgs
 from ..templates import template_names
 
 
-def add_model_flags(p: argparse.ArgumentParser, required: bool = True, template_default: str = "raw") -> None:
+def add_model_flags(p: argparse.ArgumentParser, required: bool = True, template_default: str = "raw",
+                    several: bool = False) -> None:
     """``template_default``: raw for scoring (base checkpoints), vicuna for chatting, as the
-    original tools did."""
+    original tools did. ``several``: the command (``run``) takes a,b,c adapters, each on
+    its own; the others' help says nothing of it."""
     g = p.add_argument_group("model")
     g.add_argument("--model", "--base_model", dest="model", required=required,
-                   help="checkpoint folder or hub id (--base_model is the original tools' name); "
-                        "for `run`, also LoRA adapter folders a,b,c of one base, each scored on its own")
-    g.add_argument("--lora_model", default="", help="PEFT LoRA adapter folder or hub id, applied on --model; "
-                   "for `run`, a,b,c scores each adapter on its own (one base load, a run folder each)")
+                   help="checkpoint folder or hub id (--base_model is the original tools' name)"
+                        + ("; or LoRA adapter folders a,b,c of one base, each scored on its own" if several else ""))
+    g.add_argument("--lora_model", default="", help="PEFT LoRA adapter folder or hub id, applied on --model"
+                   + ("; a,b,c scores each adapter on its own (one base load, a run folder each)" if several else ""))
     g.add_argument("--tokenizer_path", default=None, help="tokenizer folder, when not the model's own")
     g.add_argument("--template_name", default=template_default, choices=template_names(), metavar="NAME",
                    help=f"chat template: {', '.join(template_names())} (default: {template_default})")

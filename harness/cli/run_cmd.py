@@ -11,6 +11,7 @@ from .. import flag_types
 from ..errors import UserError
 from ..distributed import finish, world
 from ..evaluate import default_output_dir, iter_runs
+from ..help_text import user_help
 from ..index import DB_ENV, connect, default_db, index_fault, record_run_dir
 from ..index_lookup import remember_index
 from ..models.adapters import plan_runs, run_names
@@ -24,8 +25,8 @@ from .tasks_cmd import SKIP_HELP, SkipBadRows
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("run", help="score a checkpoint on tasks", description=__doc__)
-    add_model_flags(p)
+    p = sub.add_parser("run", help="score a checkpoint on tasks", description=user_help(__doc__))
+    add_model_flags(p, several=True)
     add_backend_flags(p)
     p.add_argument("--tasks", default="medqa", help="tasks, groups or spec files, comma-separated "
                    "(default: medqa, the suite)")

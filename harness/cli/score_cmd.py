@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
+from ..help_text import user_help
 from ..results import FILTER, atomic_write_many, read_results, regroup, task_block
 from ..scoring.score import CLOZE_NORMS, by_category, score_record, summarise
 from ..taskspec import TaskSpec
@@ -14,9 +15,12 @@ from .summary import print_summary
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("score", help="re-score a run folder's saved outputs (no model needed)")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--cloze_norm", choices=CLOZE_NORMS, default=None, help="default: the run's own")
+    p = sub.add_parser("score", help="re-score a run folder's saved outputs (no model needed)",
+                       description=user_help(__doc__))
+    p.add_argument("run_dir", type=Path, help="a run folder `aimed-eval run` wrote (it holds results.json and "
+                   "samples_<task>.jsonl); its metrics in results.json are recomputed from the saved outputs")
+    p.add_argument("--cloze_norm", choices=CLOZE_NORMS, default=None,
+                   help="cloze mode's length normalisation to re-score with (default: the run's own)")
     p.set_defaults(func=score)
 
 

@@ -15,6 +15,7 @@ import os
 
 from .. import flag_types
 from ..errors import UserError
+from ..help_text import user_help
 from .chat_cmd import add_generation_flags, generation_config
 from .model_flags import add_model_flags, model_args
 
@@ -23,7 +24,7 @@ KEY_ENV = "AIMED_API_KEY"
 
 def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="serve a checkpoint over an OpenAI-compatible HTTP API",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=user_help(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_flags(p, template_default="vicuna")
     add_generation_flags(p)
     g = p.add_argument_group("server")

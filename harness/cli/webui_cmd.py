@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .. import flag_types
 from ..errors import UserError
+from ..help_text import user_help
 # the module, not its names: common imports the chat command's flags from this package,
 # so when the streamlit app imports common first, this module runs while common is half-built
 from ..webui import common
@@ -28,7 +29,7 @@ DEFAULT_PORT = {"streamlit": 8501, "gradio": 7860}
 
 def add_parser(sub) -> None:
     p = sub.add_parser("webui", help="chat with a checkpoint in the browser (streamlit or gradio)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=user_help(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ui", choices=tuple(DEFAULT_PORT), default="streamlit", help="default: streamlit")
     common.add_app_flags(p)
     g = p.add_argument_group("server")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from aimed.harness.compare_format import pval
+
 from . import charts, data, tables
 from .samples import search_items
 
@@ -18,8 +20,8 @@ def metrics_frame(metrics: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{
         "task": m["task"], "metric": m["metric"], "A": _r(m["a"]), "B": _r(m["b"]), "delta (B-A)": _r(m["delta"]),
         "95% interval": f"[{_f(m.get('ci_low'))}, {_f(m.get('ci_high'))}]",
-        "p": _f(m.get("p_value")), "test": m.get("test", ""), "n": m.get("n"),
-        "significant": "yes" if m.get("significant") else ""} for m in metrics],
+        "p": "" if m.get("p_value") is None else pval(m["p_value"]), "test": m.get("test", ""), "n": m.get("n"),
+        "significant": "yes" if m.get("significant") else "no"} for m in metrics],
         columns=["task", "metric", "A", "B", "delta (B-A)", "95% interval", "p", "test", "n", "significant"], dtype=object)
 
 

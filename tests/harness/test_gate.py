@@ -104,6 +104,7 @@ def test_gate_fails_a_regression_and_names_it(runs, cli, tmp_path):
                          "--json", verdict, "--summary", summary)
     assert code == 1
     assert "## ❌ Gate failed: demo_mcq/acc" in out
+    assert "| fail: significant drop | demo_mcq | acc | 1.0000 |" in out  # the outcome in words
     assert err.strip() == "aimed-eval: gate failed: demo_mcq/acc"
     v = json.loads(verdict.read_text(encoding="utf-8"))
     assert v["passed"] is False and v["promoted"] is False
@@ -117,8 +118,9 @@ def test_gate_fails_a_regression_and_names_it(runs, cli, tmp_path):
 def test_gate_passes_the_improvement_and_a_run_against_itself(runs, cli):
     code, out, err = cli("gate", "--candidate", runs["trained"], "--baseline", runs["untrained"])
     assert code == 0 and out.startswith("## ✅ Gate passed") and err == ""
+    assert "| pass: significant gain | demo_mcq | acc |" in out and "| outcome | task | metric |" in out
     code, out, _ = cli("gate", "--candidate", runs["trained"], "--baseline", runs["trained"])
-    assert code == 0 and "| ✅ | demo_mcq | acc | 1.0000 | 1.0000 | +0.0000 |" in out
+    assert code == 0 and "| pass: no change | demo_mcq | acc | 1.0000 | 1.0000 | +0.0000 |" in out
 
 
 def test_policy_max_drop_and_promotion(runs, tmp_path):
@@ -224,3 +226,18 @@ def test_bad_input(runs, cli, tmp_path):
     (edited / "results.json").write_text(json.dumps(results), encoding="utf-8")
     err = _bad(cli, "--candidate", edited, "--baseline", good)
     assert err.startswith("aimed-eval: error: demo_mcq: the runs differ in data_hash")
+
+
+@pytest.mark.parametrize("delta, p, higher, words", [
+    (-0.0148, 0.873, True, "no significant drop (-0.0148, p 0.8730)"),
+    (-0.2, 0.001, True, "significant drop (-0.2000, p 0.0010)"),
+    (0.7917, 0.00001, True, "significant gain (+0.7917, p <0.0001)"),
+    (0.0023, 0.938, True, "gain, not significant (+0.0023, p 0.9380)"),
+    (0.3, 0.01, False, "significant drop (+0.3000, p 0.0100)"),  # a lower-is-better metric went up
+    (0.0, 1.0, True, "no change (+0.0000, p 1.0000)"),
+    (float("nan"), None, True, "no value"),
+])
+def test_a_change_is_said_in_words(delta, p, higher, words):
+    from aimed.harness.gate import change_words
+
+    assert change_words(delta, p, 0.05, higher) == words
