@@ -56,6 +56,10 @@ class ResponseCache:
             raise
 
     def _open_or_replace(self, folder: Path) -> None:
+        blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise UserError(f"--cache_dir {folder}: {blocking} is a file, not a folder; point --cache_dir / "
+                            f"{CACHE_ENV} at a folder, or pass --no_cache")
         try:
             folder.mkdir(parents=True, exist_ok=True)
             self.db = self._open()

@@ -97,6 +97,10 @@ def check_target(path: Path, *, what: str, kind: str, overwrite: bool, how: str 
                         "(nothing was written or removed)")
     if path.exists() and not path.is_dir():
         raise UserError(f"{what} {shown}: is a file, not a folder; give a folder's path")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"{what} {shown}: {blocking} is a file, so no folder can be made under it; "
+                        "give another path")
     if not path.is_dir() or not any(path.iterdir()):
         return
     ours = kind_of(path) == kind

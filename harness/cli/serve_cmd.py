@@ -48,10 +48,8 @@ def run(ns: argparse.Namespace) -> int:
     from ..server.app import Limits, make_server
     from ..server.engine import Engine
 
-    if not 0 < ns.port < 65536:
-        raise UserError(f"--port {ns.port}: give a port between 1 and 65535")
-    if min(ns.max_concurrency, ns.max_tokens_limit, ns.max_body_bytes) < 1 or ns.max_queue < 0:
-        raise UserError("--max_concurrency, --max_tokens_limit and --max_body_bytes must be positive")
+    if ns.api_key is not None and not ns.api_key.strip():  # an unset shell variable: not "no key"
+        raise UserError(f"--api_key is empty; give the key, or leave the flag out (then ${KEY_ENV}, else no key)")
     limits = Limits(max_body_bytes=ns.max_body_bytes, max_tokens=ns.max_tokens_limit,
                     max_concurrency=ns.max_concurrency, max_queue=ns.max_queue)
     args = model_args(ns)

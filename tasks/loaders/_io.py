@@ -179,7 +179,12 @@ def _without_place(message: str, path: Path, line: int) -> str:
 
 
 def text(value: Any) -> str:
-    """A cell as a stripped string ('' for null)."""
+    """A cell as a stripped string ('' for null). A JSON list or object is refused: its
+    Python spelling (``['问']``) would silently become the text."""
+    if isinstance(value, (list, dict)):
+        shown = json.dumps(value, ensure_ascii=False)
+        raise UserError(f"a JSON {'list' if isinstance(value, list) else 'object'} ({shown[:40]}) where text "
+                        "was expected; write the field as a string")
     return "" if value is None else str(value).strip()
 
 
