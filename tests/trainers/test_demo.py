@@ -31,6 +31,10 @@ def test_demo_runs_the_whole_loop(cli, tmp_path, monkeypatch):
     # what the gate decided, then the leaderboard with every scored stage's checkpoints
     # the pipeline prints each stage's first -> last figures, not the trainer's log lines
     assert "{'loss'" not in stdout + err and "sft: trained (90 steps, loss" in stdout
+    # the gate's decision in words, never a tick beside a drop
+    assert re.search(r"^\[tiny-llama\] sft: trained \(90 steps, .*\); gate: promoted checkpoint-\d+ \(.*\): "
+                     r"demo_mcq/acc \d\.\d{4} → \d\.\d{4}, significant gain \(\+\d\.\d{4}, p <?\d\.\d{4}\)$", stdout, re.M)
+    assert "gate ✅" not in stdout and "gate: " in stdout
     decided = stdout.split("== what the gate decided ==", 1)[1]
     assert "sft  promoted" in decided and "rm   reward model" in decided
     board = decided.split("== tiny-llama ==", 1)[1]
