@@ -101,6 +101,10 @@ def check_target(path: Path, *, what: str, kind: str, overwrite: bool, how: str 
     if blocking is not None:
         raise UserError(f"{what} {shown}: {blocking} is a file, so no folder can be made under it; "
                         "give another path")
+    inside = next((p for p in path.resolve().parents if kind_of(p) in ("run", "merge")), None)
+    if inside is not None:  # a folder inside a run or a checkpoint would change what it holds
+        raise UserError(f"{what} {shown}: is inside {inside}, a {kind_of(inside)} folder aimed-eval wrote; "
+                        "give a folder outside it")
     if not path.is_dir() or not any(path.iterdir()):
         return
     ours = kind_of(path) == kind

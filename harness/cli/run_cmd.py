@@ -137,6 +137,8 @@ def parse_meta(text: str) -> dict:
         key, sep, value = part.partition("=")
         if not sep or key not in META_KEYS:
             raise UserError(f"--meta {part!r}: give key=value with key one of {', '.join(META_KEYS)}")
+        if not value.strip():
+            raise UserError(f"--meta {part!r}: {key} has no value; give {key}=VALUE or leave it out")
         if key == "step":
             if not value.isdigit():
                 raise UserError(f"--meta step={value}: give a whole number of training steps")
