@@ -179,6 +179,13 @@ def train_stage(stage: str, config: StageConfig) -> StageResult:
     except UserError:
         _drop_unfinished(out)
         raise
+    except Exception as exc:
+        reason = disk_fault(exc)
+        if reason is None:
+            raise
+        _drop_unfinished(out)
+        raise UserError(f"output_dir {out}: cannot write the stage's checkpoints ({reason}); free some space "
+                        "or choose a folder you can write to (checkpoints finished before are kept)") from None
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -189,16 +196,36 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+def disk_fault(exc: BaseException) -> str | None:
+    """"No space left on device" or "Read-only file system" when ``exc`` is one, however the
+    library that met it wraps it (safetensors raises its own error type), else None."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+        return exc.strerror
+    text = str(exc)
+    for known in ("No space left on device", "Read-only file system", "Disk quota exceeded"):
+        if known in text:
+            return known
+    return None
+
+
 def _drop_unfinished(out: Path) -> None:
-    """After bad input found mid-way (e.g. no example fits max_length once the trainer has
-    prepared the data), leave no half-made stage folder: remove it unless a checkpoint in it
-    was finished (has its manifest)."""
+    """After bad input or a full disk found mid-way (e.g. no example fits max_length once the
+    trainer has prepared the data), leave no half-made stage folder: remove it unless a
+    checkpoint in it was finished (has its manifest); unfinished checkpoints go either way."""
     import shutil
 
     from aimed.harness.evaluate import MANIFEST
 
-    if out.is_dir() and not any(out.glob(f"checkpoint-*/{MANIFEST}")):
+    if not out.is_dir():
+        return
+    if not any(out.glob(f"checkpoint-*/{MANIFEST}")):
         shutil.rmtree(out, ignore_errors=True)
+        return
+    for folder in out.glob("checkpoint-*"):
+        if not (folder / MANIFEST).exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def check_parent(model: str) -> None:

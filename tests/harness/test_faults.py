@@ -230,3 +230,12 @@ def test_second_run_refused_kill_resumes_interrupt_leaves_nothing(cli, tiny_llam
     assert second.returncode == 130 and "interrupted" in err and "Traceback" not in err, err[-2000:]
     assert not out.exists() and not (tmp_path / ".run.lock").exists()
     assert not list(tmp_path.glob(".run.partial-*"))
+
+
+def test_training_on_a_full_disk_is_one_line_and_leaves_no_stage_folder(cli, tiny_llama, mount):
+    full = mount("300k")
+    _fill(full, 20 * 1024)
+    code, _, err = cli("train", "--stage", "sft", "--model", tiny_llama, "--train_tasks", "demo_mcq",
+                       "--max_steps", "1", "--output_dir", full / "sft", "--eval_tasks", "", "--only_cpu", "true")
+    _one_line(code, err, "output_dir", "No space left on device")
+    assert sorted(p.name for p in full.iterdir()) == ["filler.bin"]
