@@ -56,11 +56,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
+        _close_progress_bars()
         print(f"aimed-eval: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("aimed-eval: interrupted", file=sys.stderr)
         return 130
+
+
+def _close_progress_bars() -> None:
+    """A bar left open by the failed step (a trainer's, a task's) ends its line first, so
+    the error is a line of its own, not glued onto the bar."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 if __name__ == "__main__":
