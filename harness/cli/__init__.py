@@ -66,11 +66,12 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def _close_progress_bars() -> None:
-    """A bar left open by the failed step (a trainer's, a task's) ends its line first, so
-    the error is a line of its own, not glued onto the bar."""
+    """A bar left open by the failed step (a trainer's, a task's) is cleared from its line
+    first, so the error stands alone on the line instead of glued after the bar."""
     from tqdm import tqdm
 
     for bar in list(getattr(tqdm, "_instances", ())):
+        bar.leave = False
         bar.close()
 
 

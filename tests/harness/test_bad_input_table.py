@@ -135,6 +135,12 @@ def _tree(folder: Path) -> dict[str, tuple]:
     return out
 
 
+def visible_lines(err: str) -> list[str]:
+    """The non-empty lines a terminal shows: a bar redrawn or cleared with carriage returns
+    leaves only what was written after its last one."""
+    return [seg.split("\r")[-1] for seg in err.split("\n") if seg.split("\r")[-1].strip()]
+
+
 class _Destroyed(Exception):
     pass
 
@@ -145,7 +151,7 @@ def _outcome(case: dict, code: int, err: str) -> str:
         return "traceback"
     if code != case.get("exit", 2):
         return "accepted (silent)"
-    lines = [x for x in err.splitlines() if x.strip()]
+    lines = visible_lines(err)
     return "clean" if case["message"] in err and 1 <= len(lines) <= 2 else "unclear message"
 
 
@@ -199,7 +205,7 @@ def test_bad_input(case, assets, tmp_path, monkeypatch, capsys):
 
     assert code == case.get("exit", 2), err
     assert "Traceback" not in err
-    lines = [x for x in err.splitlines() if x.strip()]
+    lines = visible_lines(err)
     assert 1 <= len(lines) <= 2, err
     assert case["message"] in err, err
     if case.get("absent"):
