@@ -19,7 +19,7 @@ from .models.args import ModelArgs
 from .models.fingerprint import combine, folder_fingerprint
 from .owned import folder_lock
 from .results import build_results, prepare_output_dir, write_run
-from .runner import RunOptions, TaskOutcome, run_task
+from .runner import RunOptions, TaskOutcome, run_task, task_mode
 from .taskregistry import group_tree, resolve_tasks
 
 MANIFEST = "aimed_checkpoint.json"
@@ -110,6 +110,9 @@ def iter_runs(runs: list[ModelArgs], task_names: list[str], opts: RunOptions, ou
     if opts.mode and opts.mode != "generate" and not any(t.spec.kind == "multiple_choice" for t in tasks):
         raise UserError(f"--mode {opts.mode}: applies to multiple-choice tasks, and "
                         f"{', '.join(t.name for t in tasks)} only generate; drop --mode")
+    if opts.cloze_norm and not any(task_mode(t, opts.mode) == "cloze" for t in tasks):
+        raise UserError(f"--cloze_norm {opts.cloze_norm}: applies to cloze mode, and no task of this run "
+                        "scores in it; pass --mode cloze or drop --cloze_norm")
     output_dirs = [Path(d) for d in output_dirs]
     locks = ExitStack()
     for d in output_dirs:  # every folder checked (and claimed) before any model work
@@ -174,7 +177,7 @@ def _score_and_write(args: ModelArgs, backend, tasks: list, task_names: list[str
         "categories": {o.task.name: o.categories for o in outcomes if o.categories},
         # items each metric applied to (set_f1: the multi-answer items only)
         "scored": {o.task.name: {m: v[2] for m, v in o.metrics.items()} for o in outcomes},
-        "options": {"mode": opts.mode, "num_fewshot": opts.num_fewshot, "cloze_norm": opts.cloze_norm,
+        "options": {"mode": opts.mode, "num_fewshot": opts.num_fewshot, "cloze_norm": opts.cloze_norm or "char",
                     "template_name": opts.template_name},
         "versions": package_versions(), "python": platform.python_version(),
         "timings": {"load_seconds": round(load_seconds, 3), "processes": current().size,

@@ -31,7 +31,7 @@ class RunOptions:
     limit: Optional[int] = None
     seed: int = 1234
     template_name: str = "raw"
-    cloze_norm: str = "char"
+    cloze_norm: Optional[str] = None  # None: not asked for; cloze mode then normalises by characters
     progress: bool = True
 
 
@@ -145,7 +145,7 @@ def run_task(task: Task, backend, cache, model_fp: str, opts: RunOptions) -> Tas
     responses, computed, shards = compute(backend, cache, model_fp, requests, opts.progress, task.name)
     for record, resp in zip(records, responses):
         record["resps"] = resp
-        score_record(task.spec, record, opts.cloze_norm)
+        score_record(task.spec, record, opts.cloze_norm or "char")
     extras: dict = {"computed_by_process": shards} if len(shards) > 1 else {}
     # results.json `aimed` records these (results.build_results): rows the data had that were
     # not scored, and how many generated outputs carried a reasoning trace

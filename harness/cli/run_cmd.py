@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
                    "(default: medqa, the suite)")
     p.add_argument("--mode", choices=MODES, default=None,
                    help="multiple-choice scoring: loglikelihood | cloze | generate (default: per task)")
-    p.add_argument("--cloze_norm", choices=CLOZE_NORMS, default="char",
+    p.add_argument("--cloze_norm", choices=CLOZE_NORMS, default=None,
                    help="cloze mode's length normalisation (default: char)")
     p.add_argument("--num_fewshot", type=int, default=None, help="few-shot examples (default: per task)")
     p.add_argument("--seed", type=int, default=1234, help="seed for few-shot sampling")
