@@ -8,6 +8,7 @@ imported here: the CLI imports this module at start.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import os
@@ -174,8 +175,13 @@ def train_stage(stage: str, config: StageConfig) -> StageResult:
     if _inside(Path(parent.path), out.expanduser().resolve()):
         raise UserError(f"output_dir {out}: holds the parent checkpoint; give a folder of its own for this stage")
     check_target(out, what="output_dir", kind="stage", overwrite=config.overwrite, how="set overwrite: true")
+    from aimed.harness.distributed import current
+    from aimed.harness.owned import folder_lock
+
+    lock = folder_lock(out, "output_dir") if current().is_main else contextlib.nullcontext()
     try:
-        return module.train(config)
+        with lock:  # a second stage aimed at this folder meanwhile is refused
+            return module.train(config)
     except UserError:
         _drop_unfinished(out)
         raise
