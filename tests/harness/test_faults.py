@@ -239,3 +239,14 @@ def test_training_on_a_full_disk_is_one_line_and_leaves_no_stage_folder(cli, tin
                        "--max_steps", "1", "--output_dir", full / "sft", "--eval_tasks", "", "--only_cpu", "true")
     _one_line(code, err, "output_dir", "No space left on device")
     assert sorted(p.name for p in full.iterdir()) == ["filler.bin"]
+
+
+def test_a_stage_folder_being_trained_is_not_trained_into_again(cli, tiny_llama, tmp_path):
+    from aimed.harness.owned import folder_lock
+
+    out = tmp_path / "sft"
+    with folder_lock(out, "output_dir"):  # another stage holds it (flock: per open file, so this process too)
+        code, _, err = cli("train", "--stage", "sft", "--model", tiny_llama, "--train_tasks", "demo_mcq",
+                           "--max_steps", "1", "--output_dir", out, "--eval_tasks", "", "--only_cpu", "true")
+    _one_line(code, err, "another aimed-eval command", str(os.getpid()))
+    assert not out.exists()
