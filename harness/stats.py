@@ -65,6 +65,38 @@ class Stratum:
         return float(self.aggregate(list(values)))
 
 
+def wilson_interval(share: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson's score interval of a proportion (``share`` of ``n`` items), 95% by default.
+    Unlike share ± z·se it never leaves [0, 1] and is not zero-wide at 0 or 1."""
+    if n <= 0:
+        raise ValueError("wilson_interval needs n > 0")
+    denom = 1 + z * z / n
+    centre = (share + z * z / (2 * n)) / denom
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / denom
+    lo, hi = max(0.0, centre - half), min(1.0, centre + half)
+    # at 0 and 1 the bound is the share itself, exactly (the float sum misses it by an ulp)
+    return (0.0 if share <= 0 else lo), (1.0 if share >= 1 else hi)
+
+
+PROPORTIONS = ("acc",)  # scores that are a share of items right: Wilson's interval
+
+
+def score_interval95(value: Optional[float], se: Optional[float], n: Optional[int],
+                     metric: str) -> Optional[tuple[float, float]]:
+    """A score's 95% interval, within [0, 1]: Wilson's score interval for an accuracy (a
+    share of ``n`` items; value ± 1.96 se would leave [0, 1] near 0 and 1, and be zero-wide
+    at them), else value ± 1.96 standard errors, cut to [0, 1] where the score lies in it
+    (every score here is a mean of per-item values in [0, 1]). None: nothing to go on."""
+    if value is None:
+        return None
+    if metric in PROPORTIONS and n and 0.0 <= value <= 1.0:
+        return wilson_interval(value, int(n))
+    if se is None:
+        return None
+    lo, hi = value - 1.96 * se, value + 1.96 * se
+    return (max(0.0, lo), min(1.0, hi)) if 0.0 <= value <= 1.0 else (lo, hi)
+
+
 def _check(strata: Sequence[Stratum]) -> None:
     for s in strata:
         if len(s.a) != len(s.b):

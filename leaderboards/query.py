@@ -53,6 +53,7 @@ class Row:
     source: str
     stage_index: int
     scores: dict = field(default_factory=dict)  # task -> (value, stderr, metric)
+    counts: dict = field(default_factory=dict)  # task -> items its main metric was computed on (None: unknown)
     average: Optional[float] = None
     best_in_stage: bool = False
 
@@ -131,7 +132,7 @@ def leaderboard(db: DB, base_models: Optional[list[str]] = None, stages: Optiona
     task_clause, task_params = _in("tm.task", tasks)
     cells = db.execute(
         f"WITH latest AS ({latest}) "
-        "SELECT tm.run_id, tm.task, tm.main_metric, tm.is_group, tm.position, s.value, s.stderr "
+        "SELECT tm.run_id, tm.task, tm.main_metric, tm.is_group, tm.position, s.value, s.stderr, s.n "
         "FROM latest l JOIN task_meta tm ON tm.run_id = l.run_id "
         "LEFT JOIN scores s ON s.run_id = tm.run_id AND s.task = tm.task AND s.metric = tm.main_metric "
         f"WHERE 1=1{task_clause}", params + task_params).fetchall()
@@ -150,6 +151,7 @@ def _assemble(runs: list, cells: list, wanted: Optional[list[str]]) -> Leaderboa
     for c in cells:
         task = c["task"]
         rows[c["run_id"]].scores[task] = (c["value"], c["stderr"], c["main_metric"])
+        rows[c["run_id"]].counts[task] = c["n"]
         key = (c["is_group"], c["position"], task)
         order[task] = min(order.get(task, key), key)
         metric_votes.setdefault(task, Counter())[c["main_metric"]] += 1
@@ -190,9 +192,10 @@ def progression(db: DB, base_models: Optional[list[str]] = None, tasks: Optional
         for task in board.tasks:
             if task in row.scores:
                 value, se, metric = row.scores[task]
-                out.append({**base, "task": task, "metric": metric, "value": value, "stderr": se})
+                out.append({**base, "task": task, "metric": metric, "value": value, "stderr": se,
+                            "n": row.counts.get(task)})
         if row.average is not None:
-            out.append({**base, "task": AVERAGE, "metric": AVERAGE, "value": row.average, "stderr": None})
+            out.append({**base, "task": AVERAGE, "metric": AVERAGE, "value": row.average, "stderr": None, "n": None})
     return out
 
 

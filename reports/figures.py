@@ -6,7 +6,8 @@ validates and deep-copies every property and template, which made a 500-run repo
 spend 9 of its 12 seconds here; the browser test checks that plotly.js draws every
 figure without an error instead.
 
-Every interval drawn is a 95% one: the value ± 1.96 standard errors for scores, the
+Every interval drawn is a 95% one: for scores Wilson's for accuracies and the value ±
+1.96 standard errors for the others, within [0, 1] (``format.interval95``); the
 paired-bootstrap interval for comparison deltas. Text reaches plotly as JSON data, which
 plotly's encoder escapes (``<``, ``>``, ``/``), so user text cannot close the script.
 """
@@ -17,7 +18,7 @@ from typing import Optional
 
 from plotly.colors import qualitative
 
-from .format import Z95, pvalue
+from .format import interval95, pvalue
 
 PALETTE = qualitative.Plotly + qualitative.D3
 STAGE_BANDS = ("rgba(99,110,250,0.07)", "rgba(0,0,0,0)")
@@ -27,8 +28,18 @@ MAX_TICKS = 40         # step labels on a progression axis
 AXIS = {"gridcolor": "#ebebeb", "zerolinecolor": "#d0d0d0", "linecolor": "#d0d0d0", "automargin": True}
 
 
-def _ci(se: Optional[float]) -> float:
-    return Z95 * se if se is not None else 0.0
+def _error_bars(points: list[tuple], visible: bool = True, thickness: float = 1.2) -> dict:
+    """plotly's ``error_y`` of (value, stderr, n, metric) points: each point's 95% interval
+    (``format.interval95``: Wilson's for accuracies, within [0, 1]), so asymmetric."""
+    bounds = [interval95(*p) for p in points]
+    return {"type": "data", "symmetric": False, "visible": visible, "thickness": thickness,
+            "array": [b[1] - p[0] if b else 0.0 for p, b in zip(points, bounds)],
+            "arrayminus": [p[0] - b[0] if b else 0.0 for p, b in zip(points, bounds)]}
+
+
+def _interval_text(point: tuple) -> str:
+    b = interval95(*point)
+    return f"[{b[0]:.4f}, {b[1]:.4f}]" if b else "–"
 
 
 def _figure(traces: list[dict], title: str, height: int, **layout) -> dict:
@@ -56,13 +67,13 @@ def task_bars(content) -> list[tuple[str, dict]]:
         if not rows:
             continue
         metric = content.main_metric.get(task, "")
-        errors = [_ci(r.scores[task][1]) for r in rows]
+        points = [(r.scores[task][0], r.scores[task][1], r.counts.get(task), r.scores[task][2]) for r in rows]
         bar = {"type": "bar", "x": [content.labels[r.run_id] + (" ★" if r.best_in_stage else "") for r in rows],
                "y": [r.scores[task][0] for r in rows],
-               "error_y": {"type": "data", "array": errors, "visible": True, "thickness": 1.2},
+               "error_y": _error_bars(points),
                "marker": {"color": [colors[r.base_model] for r in rows]},
-               "customdata": [[r.run_id, e] for r, e in zip(rows, errors)],
-               "hovertemplate": "%{x}<br>" + metric + " %{y:.4f} ± %{customdata[1]:.4f}<br>run %{customdata[0]}"
+               "customdata": [[r.run_id, _interval_text(p)] for r, p in zip(rows, points)],
+               "hovertemplate": "%{x}<br>" + metric + " %{y:.4f} %{customdata[1]}<br>run %{customdata[0]}"
                                 "<extra></extra>"}
         figures.append((task, _figure([bar], f"{task} · {metric} (95% interval)", 360,
                                       yaxis={"title": {"text": metric}, "rangemode": "tozero"},
@@ -102,8 +113,8 @@ def progression_figures(content) -> list[tuple[str, dict]]:
                 "x": [positions[_key(p)] for p in pts], "y": [p["value"] for p in pts],
                 "line": {"color": PALETTE[i % len(PALETTE)]},
                 "visible": True if few_lines or task in groups else "legendonly",
-                "error_y": {"type": "data", "array": [_ci(p["stderr"]) for p in pts], "visible": bars,
-                            "thickness": 0.8},
+                "error_y": _error_bars([(p["value"], p["stderr"], p.get("n"), p["metric"]) for p in pts],
+                                       visible=bars, thickness=0.8),
                 "customdata": [[p["stage"], "–" if p["step"] is None else p["step"], p["checkpoint"]] for p in pts],
                 "hovertemplate": "%{customdata[0]} step %{customdata[1]}<br>%{y:.4f}<br>%{customdata[2]}"
                                  "<extra>" + task + "</extra>"})

@@ -7,8 +7,8 @@ import time
 from typing import Any, Optional
 
 from aimed.harness.compare_format import pval
+from aimed.harness.stats import score_interval95 as interval95
 
-Z95 = 1.96
 FLIPS_SHOWN = 50          # flipped items listed (the count says how many there are)
 TEXT_CUT = 240            # characters of a question or an output shown in a table
 
@@ -21,12 +21,18 @@ def signed(value: Optional[float], digits: int = 4) -> str:
     return "–" if value is None else f"{value:+.{digits}f}"
 
 
-def score_with_ci(cell) -> str:
-    """``0.5123 ± 0.0410``: the value and half its 95% interval."""
+INTERVAL_NOTE = ("95% intervals: Wilson's score interval for accuracies, value ± 1.96 standard errors for the "
+                 "other scores, kept within [0, 1]")
+
+
+def score_with_ci(cell, n: Optional[int] = None) -> str:
+    """``0.5123 [0.4110, 0.6125]``: the value and its 95% interval (:func:`interval95`)."""
     if not cell or cell[0] is None:
         return "–"
     value, se = cell[0], cell[1] if len(cell) > 1 else None
-    return num(value) + (f" ± {Z95 * se:.4f}" if se is not None else "")
+    metric = cell[2] if len(cell) > 2 else ""
+    ci = interval95(value, se, n, metric)
+    return num(value) + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
 
 
 def interval(lo: Optional[float], hi: Optional[float]) -> str:
@@ -57,7 +63,7 @@ def leaderboard_header(tasks: list[str], metrics: dict[str, str]) -> list[str]:
 def leaderboard_cells(row, tasks: list[str]) -> list[str]:
     return (["★" if row.best_in_stage else "", row.base_model, row.stage,
              "–" if row.step is None else str(row.step), str(row.checkpoint), row.run_id, date(row.date)]
-            + [score_with_ci(row.scores.get(t)) for t in tasks] + [num(row.average)])
+            + [score_with_ci(row.scores.get(t), row.counts.get(t)) for t in tasks] + [num(row.average)])
 
 
 def verdict(metric: dict) -> str:

@@ -81,7 +81,8 @@ def leaderboard_section(c: ReportContent) -> str:
     numeric = set(range(7, len(header)))
     return _section("leaderboard", "Leaderboard",
                     _note(f"{len(rows)} checkpoints (each its latest run); ★ marks the best checkpoint of each "
-                          "base model and stage by suite average; scores are value ± half the 95% interval."),
+                          "base model and stage by suite average; scores are value [95% interval]; "
+                          f"{fmt.INTERVAL_NOTE}."),
                     _table(header, [fmt.leaderboard_cells(r, tasks) for r in rows],
                            ["best" if r.best_in_stage else "" for r in rows], numeric))
 
@@ -93,7 +94,7 @@ def _grid(charts: _Charts, figs: list) -> str:
 def tasks_section(c: ReportContent, charts: _Charts) -> str:
     figs = figures.task_bars(c)
     return _section("tasks", "Scores by task",
-                    _note(f"Bars: {c.shown_note}; error bars are 95% intervals (± 1.96 standard errors); "
+                    _note(f"Bars: {c.shown_note}; error bars: {fmt.INTERVAL_NOTE}; "
                           "★ marks the best of its stage."),
                     _grid(charts, figs) if figs else _note("No task has scores for these checkpoints."))
 

@@ -22,8 +22,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def leaderboard_section(c: ReportContent) -> str:
     rows = [fmt.leaderboard_cells(r, c.board.tasks) for r in c.board.rows]
     return (f"## Leaderboard\n\n{len(c.board.rows)} checkpoints (each its latest run); ★ marks the best "
-            "checkpoint of each base model and stage by suite average; scores are value ± half the 95% "
-            "interval.\n\n" + _table(fmt.leaderboard_header(c.board.tasks, c.main_metric), rows))
+            "checkpoint of each base model and stage by suite average; scores are value [95% interval]; "
+            f"{fmt.INTERVAL_NOTE}.\n\n" + _table(fmt.leaderboard_header(c.board.tasks, c.main_metric), rows))
 
 
 def tasks_section(c: ReportContent) -> str:
@@ -36,7 +36,8 @@ def tasks_section(c: ReportContent) -> str:
             if not cell or cell[0] is None:
                 continue
             value, se = cell[0], cell[1]
-            ci = (f"[{value - fmt.Z95 * se:.4f}, {value + fmt.Z95 * se:.4f}]" if se is not None else "–")
+            bounds = fmt.interval95(value, se, r.counts.get(task), cell[2])
+            ci = f"[{bounds[0]:.4f}, {bounds[1]:.4f}]" if bounds else "–"
             rows.append([task, c.main_metric.get(task, "?"),
                          c.labels[r.run_id] + (" ★" if r.best_in_stage else ""), fmt.num(value), ci, r.run_id])
     return f"## Scores by task\n\nCheckpoints: {c.shown_note}.\n\n" + _table(header, rows)
@@ -45,23 +46,28 @@ def tasks_section(c: ReportContent) -> str:
 def progression_section(c: ReportContent) -> str:
     if not c.progression:
         return "## Stage progression\n\nNo progression points in the index."
-    header = ["base model", "stage", "step", "checkpoint", "task", "metric", "score", "± 95%"]
+    header = ["base model", "stage", "step", "checkpoint", "task", "metric", "score", "95% interval"]
     rows = [[p["base_model"], p["stage"], "–" if p["step"] is None else str(p["step"]), str(p["checkpoint"]),
-             p["task"], p["metric"], fmt.num(p["value"]),
-             fmt.num(fmt.Z95 * p["stderr"]) if p["stderr"] is not None else "–"] for p in c.progression]
+             p["task"], p["metric"], fmt.num(p["value"]), _bounds(p)] for p in c.progression]
     return ("## Stage progression\n\nScore against training step for each base model, stage after stage.\n\n"
             + _table(header, rows))
 
 
+def _bounds(p: dict) -> str:
+    """``[lo, hi]`` of a progression or category row (value, stderr, n, metric)."""
+    ci = fmt.interval95(p.get("value"), p.get("stderr"), p.get("n"), p.get("metric", ""))
+    return f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "–"
+
+
 def categories_section(c: ReportContent) -> str:
-    header = ["task", "column", "category", "checkpoint", "metric", "score", "± 95%", "n"]
+    header = ["task", "column", "category", "checkpoint", "metric", "score", "95% interval", "n"]
     rows = []
     for r in c.shown:
         for x in c.categories.get(r.run_id, []):
             if x["metric"] != c.main_metric[x["task"]]:
                 continue
             rows.append([x["task"], x["column"], x["category"], c.labels[r.run_id], x["metric"], fmt.num(x["value"]),
-                         fmt.num(fmt.Z95 * x["stderr"]) if x.get("stderr") is not None else "–",
+                         _bounds(x),
                          str(x.get("n") if x.get("n") is not None else "–")])
     rows.sort(key=lambda row: row[:4])
     body = _table(header, rows) if rows else "No per-category scores in the index for these checkpoints."

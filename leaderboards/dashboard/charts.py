@@ -8,11 +8,13 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from aimed.harness.stats import score_interval95
+
 
 def progression_figure(rows: list[dict], task: str) -> go.Figure:
     """Score against training step for one task, stage after stage: one panel a stage (in
     training order, as ``query.progression`` numbers them), one line a base model, the
-    same colour in every panel; error bars are standard errors."""
+    same colour in every panel; error bars are 95% intervals (Wilson's for accuracies)."""
     rows = [r for r in rows if r["task"] == task and r.get("value") is not None]
     stages = sorted({(r["stage_index"], r["stage"]) for r in rows})
     bases = sorted({r["base_model"] for r in rows})
@@ -29,7 +31,7 @@ def progression_figure(rows: list[dict], task: str) -> go.Figure:
                 continue
             fig.add_trace(go.Scatter(
                 x=[p.get("step") or 0 for p in points], y=[p["value"] for p in points],
-                error_y=dict(type="data", array=[p.get("stderr") or 0 for p in points], thickness=1),
+                error_y=_error_bars(points),
                 mode="lines+markers", name=base, legendgroup=base, showlegend=col == 1,
                 line=dict(color=colour[base]), text=[p["checkpoint"] for p in points],
                 hovertemplate="%{text}<br>step %{x}<br>%{y:.4f}<extra>" + base + "</extra>"),
@@ -41,13 +43,22 @@ def progression_figure(rows: list[dict], task: str) -> go.Figure:
     return fig
 
 
+def _error_bars(points: list[dict]) -> dict:
+    """Each point's 95% interval as plotly error bars: Wilson's for accuracies, value ±
+    1.96 standard errors for the other scores, within [0, 1] (as the HTML report draws)."""
+    bounds = [score_interval95(p.get("value"), p.get("stderr"), p.get("n"), p.get("metric", "")) for p in points]
+    return dict(type="data", symmetric=False, thickness=1,
+                array=[b[1] - p["value"] if b else 0 for p, b in zip(points, bounds)],
+                arrayminus=[p["value"] - b[0] if b else 0 for p, b in zip(points, bounds)])
+
+
 def category_figure(rows: list[dict], title: str) -> go.Figure:
-    """Per-category scores of one annotation column, with standard-error bars; the
+    """Per-category scores of one annotation column, with 95% interval bars; the
     category's item count in its label, since small categories swing widely."""
     rows = sorted(rows, key=lambda r: (r.get("value") is None, r.get("value") or 0))
     fig = go.Figure(go.Bar(
         x=[r.get("value") for r in rows], y=[f"{r['category']} (n={r.get('n')})" for r in rows],
-        orientation="h", error_x=dict(type="data", array=[r.get("stderr") or 0 for r in rows])))
+        orientation="h", error_x=_error_bars(rows)))
     fig.update_layout(title=title, height=max(240, 26 * len(rows) + 80), margin=dict(l=10, r=10, t=40, b=30),
                       xaxis_title=rows[0]["metric"] if rows else "")
     return fig

@@ -181,3 +181,13 @@ def test_bad_strata_are_errors():
     with pytest.raises(ValueError):
         stats.sign_flip_test([Stratum([], [])])
     assert math.isnan(Stratum([], []).value([]))
+
+
+@pytest.mark.parametrize("k, n", [(0, 24), (24, 24), (20, 24), (1, 3), (500, 1000)])
+def test_wilson_interval_is_scipys_and_stays_within_0_1(k, n):
+    from aimed.harness.stats import wilson_interval
+
+    lo, hi = wilson_interval(k / n, n)
+    ci = sps.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert (lo, hi) == pytest.approx((ci.low, ci.high), abs=1e-6)
+    assert 0.0 <= lo <= k / n <= hi <= 1.0 and hi - lo > 0

@@ -8,6 +8,7 @@ tiny-model runs.
 """
 
 import json
+import math
 import os
 import re
 import shutil
@@ -115,6 +116,13 @@ class Page(HTMLParser):
             self.cell.append(data)
 
 
+def wilson(share: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson's 95% score interval, written out here as the textbooks give it."""
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return (0.0 if share <= 0 else max(0.0, centre - half)), (1.0 if share >= 1 else min(1.0, centre + half))
+
+
 def board(db: Path, **filters):
     from aimed.leaderboards import query
 
@@ -145,14 +153,15 @@ def test_markdown_has_every_checkpoint_with_its_own_numbers(sample, cli, tmp_pat
     assert len(rows) == n_checkpoints == 41
     # One star a (base model, stage): the sample index has 4 models x 5 stages, plus the evil run's.
     assert sum(r[0] == "★" for r in rows) == 21
-    # Every score cell is the run's own results.json value ± 1.96 stderr.
+    # Every score cell is the run's own results.json value and its Wilson 95% interval (an accuracy).
     by_run = {r[header.index("run")]: r for r in rows}
     col = header.index("cmexam (acc)")
     for run_id, run_dir in sql(db, "SELECT run_id, run_dir FROM runs"):
         if run_id not in by_run:  # an older run of a re-scored checkpoint
             continue
-        block = results_of(run_dir)["results"]["cmexam"]
-        assert by_run[run_id][col] == f"{block['acc,none']:.4f} ± {1.96 * block['acc_stderr,none']:.4f}"
+        results = results_of(run_dir)
+        acc, n = results["results"]["cmexam"]["acc,none"], results["n-samples"]["cmexam"]["effective"]
+        assert by_run[run_id][col] == f"{acc:.4f} [{wilson(acc, n)[0]:.4f}, {wilson(acc, n)[1]:.4f}]"
     # The progression table has one line a checkpoint, column and average.
     prog = md_table(text, "## Stage progression")[1:]
     assert {r[0] for r in prog} == {"baichuan2-7b", "chatglm3-6b", "llama2-zh-7b", "qwen2-7b", EVIL_MODEL}
@@ -350,8 +359,8 @@ def test_report_on_two_real_tiny_model_runs(tiny_llama, tiny_qwen2, cli, tmp_pat
     ra, rb = results_of(tmp_path / "a"), results_of(tmp_path / "b")
     rows = {r[5]: r for r in md_table(text, "## Leaderboard")[1:]}
     for r in (ra, rb):
-        block = r["results"]["demo_mcq"]
-        assert rows[r["aimed"]["run_id"]][7] == f"{block['acc,none']:.4f} ± {1.96 * block['acc_stderr,none']:.4f}"
+        acc, n = r["results"]["demo_mcq"]["acc,none"], r["n-samples"]["demo_mcq"]["effective"]
+        assert rows[r["aimed"]["run_id"]][7] == f"{acc:.4f} [{wilson(acc, n)[0]:.4f}, {wilson(acc, n)[1]:.4f}]"
     # Two stages, one checkpoint each: both are the best of their stage.
     assert [r[0] for r in rows.values()] == ["★", "★"]
     # Whichever scored higher, the pair compared is the sft checkpoint against its pt parent.
