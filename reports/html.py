@@ -33,6 +33,9 @@ tr.best td{background:#fff6d6;font-weight:600}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px}
 .chart{border:1px solid #eee;border-radius:6px;padding:4px}
 td.better{color:#1a7f1a;font-weight:600}td.worse{color:#c0392b;font-weight:600}
+td.verdict span{display:inline-block;padding:1px 8px;border-radius:9px;font-weight:600;white-space:nowrap}
+td.v-promoted span{background:#dff3df;color:#1a6b1a}td.v-reward-model span{background:#e3ecfb;color:#1f4e9c}
+td.v-not-promoted span{background:#fdf0d5;color:#8a5a00}td.v-failed span{background:#fbe1de;color:#a8261b}
 """
 
 
@@ -51,7 +54,9 @@ class _Charts:
 
 
 def _table(header: list[str], rows: list[list[str]], row_classes: list[str] | None = None,
-           numeric: set[int] = frozenset(), cell_classes: list[dict[int, str]] | None = None) -> str:
+           numeric: set[int] = frozenset(), cell_classes: list[dict[int, str]] | None = None,
+           badges: list[dict[int, str]] | None = None) -> str:
+    """``badges``: the cells (row, column) whose text is drawn as a badge (a span the CSS styles)."""
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = []
     for i, cells in enumerate(rows):
@@ -61,7 +66,8 @@ def _table(header: list[str], rows: list[list[str]], row_classes: list[str] | No
             classes = (["num"] if j in numeric else []) + ([cell_classes[i][j]] if cell_classes and j in
                                                              cell_classes[i] else [])
             attr = f' class="{" ".join(classes)}"' if classes else ""
-            tds.append(f"<td{attr}>{escape(cell)}</td>")
+            text = f"<span>{escape(cell)}</span>" if badges and j in badges[i] else escape(cell)
+            tds.append(f"<td{attr}>{text}</td>")
         body.append(f"<tr{cls}>{''.join(tds)}</tr>")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
@@ -158,8 +164,11 @@ def pipeline_section(c: ReportContent) -> str:
 
     parts = [_note(pl.intro(c.pipeline))]
     for name, line in c.pipeline["lines"].items():
+        rows = pl.stage_rows(line)
+        badges = [{pl.VERDICT_COLUMN: "verdict v-" + r[pl.VERDICT_COLUMN].replace(" ", "-")}
+                  if r[pl.VERDICT_COLUMN] in pl.VERDICTS else {} for r in rows]
         parts += [f"<h3>{escape(pl.line_title(name, line))}</h3>",
-                  _table(pl.STAGE_HEADER, pl.stage_rows(line))]
+                  _table(pl.STAGE_HEADER, rows, cell_classes=badges, badges=badges)]
     return _section("pipeline", "Pipeline", *parts)
 
 

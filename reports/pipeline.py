@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Optional
 
 from aimed.harness.errors import UserError
+from aimed.harness.gate import change_words
 
 from . import format as fmt
 
 STATE_FILE = "pipeline_state.json"
-VERDICT_MARK = {"promoted": "✅ promoted", "not promoted": "⛔ not promoted", "failed": "❌ failed",
-                "reward model": "🎯 reward model"}
+# verdicts in words (the HTML adds a coloured badge by CSS): emoji render as empty boxes
+# where no emoji font is installed, and a tick said nothing of what the gate saw
+VERDICTS = ("promoted", "not promoted", "failed", "reward model")
+VERDICT_COLUMN = 5  # in STAGE_HEADER
 LINE_STATUS = {"done": "done", "stopped": "stopped by the gate", "error": "failed", "running": "unfinished",
                "pending": "not started"}
 
@@ -67,9 +70,8 @@ def _deltas(decision: dict) -> str:
     shown = [r for r in rows if r.get("status") == "fail" or r.get("promotion")] or rows[:3]
     out = []
     for r in shown:
-        p = r.get("p_value")
-        out.append(f"{r['task']}/{r['metric']} {fmt.num(r.get('baseline'))} → {fmt.num(r.get('candidate'))} "
-                   f"({fmt.signed(r.get('delta'))}, p {fmt.pvalue(p)})")
+        words = change_words(r.get("delta"), r.get("p_value"), r.get("alpha") or 0.05, r.get("higher_is_better", True))
+        out.append(f"{r['task']}/{r['metric']} {fmt.num(r.get('baseline'))} → {fmt.num(r.get('candidate'))}, {words}")
     return "; ".join(out) or "–"
 
 
@@ -88,7 +90,7 @@ def stage_rows(line: dict) -> list[list[str]]:
         promoted = d.get("promoted_checkpoint")
         rows.append([stage, rec.get("parent_stage", "–"), str(rec.get("training") or "–"),
                      _checkpoints(rec, promoted), _name(promoted),
-                     VERDICT_MARK.get(d.get("verdict"), str(d.get("verdict"))), _deltas(d), str(d.get("summary", ""))])
+                     str(d.get("verdict")), _deltas(d), str(d.get("summary", ""))])
     return rows
 
 

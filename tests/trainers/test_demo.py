@@ -65,7 +65,8 @@ def test_demo_runs_the_whole_loop(cli, tmp_path, monkeypatch):
         code, shown, err2 = cli(*commands[name])
         assert code == 0 and "demo_mcq" in shown, (name, err2)
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert 'id="pipeline"' in html and "✅ promoted" in html and "🎯 reward model" in html
+    assert 'id="pipeline"' in html and '<td class="verdict v-promoted"><span>promoted</span></td>' in html
+    assert '<td class="verdict v-reward-model"><span>reward model</span></td>' in html and "✅" not in html
     # a second run: nothing trained again, the same decisions shown
     calls = []
     monkeypatch.setattr(stages_mod, "train_stage", lambda stage, config: calls.append(stage))

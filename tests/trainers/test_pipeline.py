@@ -178,12 +178,17 @@ def test_report_shows_the_gate_decisions(runs, workdir, cli, tmp_path):
     md = (tmp_path / "r.md").read_text(encoding="utf-8")
     section = md.split("## Pipeline", 1)[1].split("\n## ", 1)[0]
     assert "### fast: done" in section and "### slow: stopped by the gate" in section
-    assert section.count("✅ promoted") == 4 and section.count("⛔ not promoted") == 1
+    verdicts = [row.split(" | ")[5] for row in section.splitlines() if row.startswith("| ") and " | " in row
+                and row.split(" | ")[0][2:] in ("pt", "sft", "rm", "ppo", "dpo")]
+    assert verdicts.count("promoted") == 4 and verdicts.count("not promoted") == 1  # verdicts in words
+    assert "✅" not in section and "⛔" not in section
     slow_sft = next(line for line in section.split("### slow", 1)[1].splitlines() if line.startswith("| sft |"))
     assert "demo_medterm/rougeL" in slow_sft and "min_gain 0.05" in slow_sft
     code, _, err = cli("report", "--db", db, "--out", tmp_path / "r.html")
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert code == 0 and 'id="pipeline"' in html and "stopped by the gate" in html
+    assert html.count('<td class="verdict v-promoted"><span>promoted</span></td>') == 4  # a CSS badge, no emoji
+    assert html.count('<td class="verdict v-not-promoted"><span>not promoted</span></td>') == 1
 
 
 def _bad(workdir, cli, tmp_path, change) -> str:
