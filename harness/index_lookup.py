@@ -41,14 +41,17 @@ def _note_file() -> Path:
 def remember_index(db: Path) -> None:
     """Note ``db`` as the index last recorded in. Never fails the command that recorded:
     a cache folder that cannot be written only loses the note."""
+    note = _note_file()
+    tmp = note.with_name(f".{note.name}.tmp-{os.getpid()}")
     try:
-        note = _note_file()
         note.parent.mkdir(parents=True, exist_ok=True)
-        tmp = note.with_name(f".{note.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps({"db": str(Path(db).expanduser().resolve())}) + "\n", encoding="utf-8")
         os.replace(tmp, note)
     except OSError:
-        pass
+        try:
+            tmp.unlink(missing_ok=True)  # a full disk leaves no temporary behind either
+        except OSError:
+            pass
 
 
 def last_index() -> Optional[Path]:
