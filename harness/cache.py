@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from .errors import UserError
-from .sqlite_wal import enable_wal
+from .sqlite_wal import enable_wal, remove_database
 
 CACHE_ENV = "AIMED_CACHE"
 SCHEMA = """
@@ -67,8 +67,7 @@ class ResponseCache:
             if not _damaged(exc):
                 raise _fault(self.path, exc) from None
             aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
-            for suffix in ("-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            remove_database(self.path, main_file=False)
             try:
                 os.replace(self.path, aside)
                 self.db = self._open()
@@ -139,12 +138,8 @@ def _remove_sqlite(path: Path) -> None:
 
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
-        return
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        try:
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        except OSError:  # a read-only file system made nothing to remove
-            pass
+    else:
+        remove_database(path)
 
 
 def _damaged(exc: sqlite3.DatabaseError) -> bool:

@@ -23,7 +23,7 @@ from typing import Optional
 
 from .errors import UserError
 from .flag_types import url_refusal
-from .sqlite_wal import enable_wal
+from .sqlite_wal import enable_wal, remove_database
 
 DB_ENV = "AIMED_DB"
 DB_NAME = "aimed_index.sqlite"
@@ -117,8 +117,7 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     except sqlite3.OperationalError as exc:  # locked past the timeout, read-only folder, full disk
         db.close()
         if is_new and "locked" not in str(exc) and "busy" not in str(exc):  # no empty index left
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            remove_database(path)
         raise index_fault(path, exc) from None
     except sqlite3.DatabaseError as exc:
         db.close()

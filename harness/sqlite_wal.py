@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
 
 
 def enable_wal(db: sqlite3.Connection, timeout_s: float) -> None:
@@ -27,3 +28,14 @@ def enable_wal(db: sqlite3.Connection, timeout_s: float) -> None:
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
     db.execute("PRAGMA synchronous=NORMAL")
+
+
+def remove_database(path: Path, main_file: bool = True) -> None:
+    """Remove an SQLite file's WAL side files (``-wal``, ``-shm``, ``-journal``), and the file
+    itself unless ``main_file`` is False. Nothing to remove, or a read-only file system,
+    is not an error: callers clean up after a failure they are already reporting."""
+    for suffix in ("", "-wal", "-shm", "-journal") if main_file else ("-wal", "-shm", "-journal"):
+        try:
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        except OSError:
+            pass
