@@ -63,6 +63,7 @@ Data location
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -120,6 +121,9 @@ class ExportResult:
                 f"--batch_size auto --log_samples --output_path <OUT>")
 
 
+_TMP = f".tmp-{os.getpid()}"  # two exports into one folder at once never share a temporary
+
+
 def _check_prefix(prefix: str) -> None:
     if not re.fullmatch(r"[A-Za-z0-9_.\-]*", prefix):
         raise UserError(f"--prefix {prefix!r}: use letters, digits, '_', '.' or '-' only")
@@ -157,7 +161,7 @@ def export(names: str | list[str], out_dir: Path, mode: Optional[str] = None,
     except OSError as exc:
         if created:
             shutil.rmtree(out_dir, ignore_errors=True)
-        for tmp in [*out_dir.glob("*.tmp"), *out_dir.glob("data/*.tmp")]:
+        for tmp in [*out_dir.glob(f"*{_TMP}"), *out_dir.glob(f"data/*{_TMP}")]:
             tmp.unlink(missing_ok=True)
         raise UserError(f"--out {out_dir}: cannot write the export ({exc.strerror or exc}); free some space or "
                         "choose a folder you can write to") from None
@@ -284,7 +288,7 @@ _Dumper.add_representer(str, _str)
 
 def _dump_yaml(path: Path, header: str, cfg: dict) -> None:
     body = yaml.dump(cfg, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=1000)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(path.name + _TMP)
     tmp.write_text(header + body, encoding="utf-8")
     tmp.replace(path)
 
@@ -298,7 +302,7 @@ def _export_task(task: Task, opts: RunOptions, out_dir: Path, prefix: str, token
     name = prefix + task.name
     docs, n_multi = _docs(task, records, mode)
     data_path = out_dir / "data" / f"{name}.jsonl"
-    tmp = data_path.with_suffix(".jsonl.tmp")
+    tmp = data_path.with_name(data_path.name + _TMP)
     with tmp.open("w", encoding="utf-8") as f:
         for d in docs:
             f.write(json.dumps(d, ensure_ascii=False) + "\n")

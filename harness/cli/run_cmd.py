@@ -15,6 +15,7 @@ from ..help_text import user_help
 from ..index import DB_ENV, connect, default_db, index_fault, record_run_dir
 from ..index_lookup import remember_index
 from ..models.adapters import plan_runs, run_names
+from ..owned import protected_reason
 from ..runner import RunOptions
 from ..scoring.score import CLOZE_NORMS
 from ..taskspec import MODES
@@ -73,6 +74,8 @@ def run(ns: argparse.Namespace) -> int:
     runs = plan_runs(args) if ns.backend != "openai" else [args]
     output_dirs = run_folders(runs, ns.output_dir)
     db_path = None if ns.no_index else (ns.db or default_db(output_dirs[0].parent))
+    cache_dir = None if ns.no_cache else (ns.cache_dir or default_cache_dir())
+    check_outside_runs(output_dirs, {"--db": db_path, "--cache_dir": cache_dir})
     if db_path is not None and db_path.exists():  # a bad --db fails now, not after the (slow) run
         connect(db_path).close()
     if ns.backend == "vllm":
@@ -88,7 +91,7 @@ def run(ns: argparse.Namespace) -> int:
                         "(vLLM and servers batch across requests themselves)")
     ok = False
     try:
-        for result in iter_runs(runs, names, opts, output_dirs, cache_dir=ns.cache_dir or default_cache_dir(),
+        for result in iter_runs(runs, names, opts, output_dirs, cache_dir=cache_dir,
                                 use_cache=not ns.no_cache, batch_size=ns.batch_size, overwrite=ns.overwrite,
                                 meta=meta, backend_factory=lambda: make_backend(ns, runs)):
             if not procs.is_main:  # data-parallel launches: rank 0 alone prints and records
@@ -113,6 +116,21 @@ def run_folders(runs: list, output_dir: Path | None) -> list[Path]:
         return [output_dir or default_output_dir(runs[0].model)]
     root = output_dir or default_output_dir(runs[0].model)
     return [root / name for name in run_names(runs)]
+
+
+def check_outside_runs(output_dirs: list[Path], others: dict) -> None:
+    """The index and the cache live outside the run folders: a run folder is replaced whole
+    by a rerun with --overwrite, which would take them with it."""
+    for flag, path in others.items():
+        if path is None:
+            continue
+        here = Path(path).expanduser().resolve()
+        for out in output_dirs:
+            if protected_reason(out):  # refused as an output folder anyway, with its own reason
+                continue
+            if here == out.resolve() or out.resolve() in here.parents:
+                raise UserError(f"{flag} {path}: is inside the run folder {out}, which a rerun replaces whole; "
+                                "put it beside the run folder instead")
 
 
 def record(db_path: Path, run_dir: Path, results: dict) -> None:
