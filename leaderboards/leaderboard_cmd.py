@@ -1,7 +1,9 @@
 """``aimed-eval leaderboard``: the results index as a table.
 
 One row a checkpoint (its latest run), grouped by base model and stage; one column a
-task (its main metric) plus the suite average; ★ marks the best checkpoint of each stage.
+task (its main metric) and the headline number: the suite score when a suite such as
+medqa was run (its members' columns shown; --all_metrics shows every subject and metric),
+else the mean of the task columns; ★ marks the best checkpoint of each stage on it.
 ``--progression`` shows score against training step, stage after stage.
 
 Imported at every start of the CLI (entry point ``aimed.commands``), so the module itself
@@ -31,6 +33,9 @@ def add_parser(sub) -> None:
                    help="only these stages: base, pt, sft, rm, ppo, dpo, ... (comma-separated or repeated)")
     p.add_argument("--tasks", action="append", default=None, metavar="NAME",
                    help="only these task or group columns, in this order (comma-separated or repeated)")
+    p.add_argument("--all_metrics", action="store_true",
+                   help="every task and subject column and every metric (default: the suite's members and "
+                        "the suite score, one main metric each, to fit a terminal)")
     p.add_argument("--progression", action="store_true",
                    help="score against training step, stage after stage, per base model")
     p.set_defaults(func=run)
@@ -74,6 +79,8 @@ def run(ns: argparse.Namespace) -> int:
                 text = table.render_progression(board)
                 if ns.format == "markdown":
                     text = "```\n" + text + "```\n"
+            elif ns.all_metrics and ns.format in table.TAKES_ALL_METRICS:
+                text = table.RENDERERS[ns.format](board, query.all_scores(db, [r.run_id for r in board.rows]))
             else:
                 text = table.RENDERERS[ns.format](board)
     finally:

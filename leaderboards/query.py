@@ -11,10 +11,16 @@ What a leaderboard is:
   its latest run that scored any of them);
 - one column a task or group the rows scored, showing its main metric (a group: ``score``,
   the mean of its members' main metrics); leaf tasks first, then groups;
-- ``average``: the mean of the leaf columns' main metrics (of the group columns when only
-  groups are shown); None unless the row has every one of them in the column's metric, so
-  averages compare like with like (a cell may hold another metric: an lm-eval run of an
-  exported task that lm-eval scores with chrf where aimed-eval uses rougeL);
+- ``headline``: the suite column, a group whose members (``group_subtasks`` of a run's
+  results.json) take in every leaf column shown (``medqa`` when the suite was run); None
+  when no group does (``--tasks cmexam,medterm``);
+- ``average``: the one headline number of a row: the suite's score where there is a
+  headline (so the leaderboard never shows two "overall" numbers that disagree: the
+  suite's mean of its members and a mean of all leaves), else the mean of the leaf
+  columns' main metrics (of the group columns when only groups are shown); None unless
+  the row has every one of them in the column's metric, so averages compare like with
+  like (a cell may hold another metric: an lm-eval run of an exported task that lm-eval
+  scores with chrf where aimed-eval uses rougeL);
 - ``best_in_stage``: the highest average of each (base model, stage).
 """
 
@@ -64,9 +70,12 @@ class Leaderboard:
     metrics: dict[str, str]     # column -> its main metric
     groups: list[str]           # the columns that are groups
     rows: list[Row]
+    headline: Optional[str] = None                              # the suite column, if any
+    members: dict[str, list[str]] = field(default_factory=dict)  # group -> its direct members
 
     def to_dict(self) -> dict:
         return {"tasks": self.tasks, "metrics": self.metrics, "groups": self.groups,
+                "headline": self.headline, "members": self.members,
                 "rows": [{**asdict(r), "scores": {t: {"value": v, "stderr": se, "metric": m}
                                                   for t, (v, se, m) in r.scores.items()}}
                          for r in self.rows]}
@@ -161,9 +170,12 @@ def _assemble(runs: list, cells: list, wanted: Optional[list[str]]) -> Leaderboa
     groups = [t for t in columns if order[t][0]]
     leaves = [t for t in columns if not order[t][0]] or groups
     metrics = {t: metric_votes[t].most_common(1)[0][0] for t in columns}
+    members = _group_members(runs, groups)
+    headline = _suite(groups, members, [t for t in columns if not order[t][0]])
+    averaged = [headline] if headline else leaves
     for row in rows.values():  # a cell in another metric (an lm-eval import, say) is no part of it
-        vals = [row.scores[t][0] if t in row.scores and row.scores[t][2] == metrics[t] else None for t in leaves]
-        if leaves and all(v is not None for v in vals):
+        vals = [row.scores[t][0] if t in row.scores and row.scores[t][2] == metrics[t] else None for t in averaged]
+        if averaged and all(v is not None for v in vals):
             row.average = sum(vals) / len(vals)
     ordered = sorted(rows.values(), key=lambda r: (r.base_model, r.stage_index, r.stage,
                                                    -1 if r.step is None else r.step, r.date))
@@ -174,13 +186,49 @@ def _assemble(runs: list, cells: list, wanted: Optional[list[str]]) -> Leaderboa
             best[key] = row
     for row in best.values():
         row.best_in_stage = True
-    return Leaderboard(tasks=columns, metrics=metrics, groups=groups, rows=ordered)
+    return Leaderboard(tasks=columns, metrics=metrics, groups=groups, rows=ordered, headline=headline,
+                       members={g: members[g] for g in groups if g in members})
+
+
+def _group_members(runs: list, groups: list[str]) -> dict[str, list[str]]:
+    """Each group's direct members, from ``group_subtasks`` of the latest results.json that
+    has the group (the index keeps no membership). One small file read a group at most; a
+    run folder that has moved leaves the group without members (no headline from it)."""
+    out: dict[str, list[str]] = {}
+    for r in sorted(runs, key=lambda r: -r["date"]):
+        wanted = [g for g in groups if g not in out and g in json.loads(r["tasks"] or "[]")]
+        if not wanted:
+            continue
+        path = Path(r["run_dir"])
+        try:
+            data = json.loads((path / "results.json" if path.is_dir() else path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        subtasks = data.get("group_subtasks") if isinstance(data, dict) else None
+        for g in wanted:
+            if isinstance(subtasks, dict) and isinstance(subtasks.get(g), list):
+                out[g] = [str(m) for m in subtasks[g]]
+        if len(out) == len(groups):
+            break
+    return out
+
+
+def _suite(groups: list[str], members: dict[str, list[str]], leaves: list[str]) -> Optional[str]:
+    """The outermost group whose members, expanded, take in every leaf column shown."""
+    def expand(name: str, seen: frozenset = frozenset()) -> set[str]:
+        if name in seen or name not in members:
+            return {name}
+        return set().union(*(expand(m, seen | {name}) for m in members[name])) if members[name] else {name}
+
+    covering = [g for g in groups if leaves and set(leaves) <= expand(g)]
+    return max(covering, key=lambda g: len(expand(g)), default=None)
 
 
 def progression(db: DB, base_models: Optional[list[str]] = None, tasks: Optional[list[str]] = None,
                 stages: Optional[list[str]] = None) -> list[dict]:
     """Score against training step, stage after stage: one dict a checkpoint and column
-    (plus task ``average`` for the suite average), ordered base model, stage, step, date.
+    (plus task ``average`` for the average of the columns, where no suite column holds the
+    headline number already), ordered base model, stage, step, date.
     ``x`` counts the checkpoints of a base model along its path (0, 1, 2, ...)."""
     board = leaderboard(db, base_models=base_models, stages=stages, tasks=tasks)
     out = []
@@ -194,7 +242,7 @@ def progression(db: DB, base_models: Optional[list[str]] = None, tasks: Optional
                 value, se, metric = row.scores[task]
                 out.append({**base, "task": task, "metric": metric, "value": value, "stderr": se,
                             "n": row.counts.get(task)})
-        if row.average is not None:
+        if row.average is not None and not board.headline:  # with a suite, its line is the headline
             out.append({**base, "task": AVERAGE, "metric": AVERAGE, "value": row.average, "stderr": None, "n": None})
     return out
 
@@ -224,3 +272,28 @@ def run_info(db: DB, run_id: str) -> dict:
     info["tasks"] = json.loads(info["tasks"])
     info["config"] = json.loads(info["config"])
     return info
+
+
+def all_scores(db: DB, run_ids: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """run_id -> task -> metric -> value of every metric the runs recorded (``leaderboard
+    --all_metrics``); standard errors left out."""
+    db = _conn(db)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for start in range(0, len(run_ids), 500):  # SQLite's bound-parameter limit
+        chunk = run_ids[start:start + 500]
+        for r in db.execute(f"SELECT run_id, task, metric, value FROM scores WHERE run_id IN "
+                            f"({','.join('?' * len(chunk))})", chunk):
+            out.setdefault(r["run_id"], {}).setdefault(r["task"], {})[r["metric"]] = r["value"]
+    return out
+
+
+DATE_FORMAT = "%Y-%m-%d %H:%M"  # the one date format of every leaderboard (table, Markdown, CSV, HTML, dashboard)
+
+
+def date_text(value, missing: str = "–") -> str:
+    """A run's date (unix time) in local time, ``2025-06-01 14:05``; ``missing`` for none."""
+    import time
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return time.strftime(DATE_FORMAT, time.localtime(value))
+    return missing if value in (None, "", 0) else str(value)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from typing import Optional
 
-from .query import AVERAGE, Leaderboard, Row
+from .query import AVERAGE, Leaderboard, Row, date_text
 
 BEST = "★"
 BARS = " ▏▎▍▌▋▊▉█"
@@ -28,7 +27,7 @@ def _step(row: Row) -> str:
 
 
 def _date(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "—"
+    return date_text(ts, "—")
 
 
 def _cell(board: Leaderboard, row: Row, task: str) -> str:
@@ -37,12 +36,24 @@ def _cell(board: Leaderboard, row: Row, task: str) -> str:
     return _num(value) + ("" if metric == board.metrics[task] else f" ({metric})")
 
 
-def _cells(board: Leaderboard, row: Row) -> list[str]:
-    return [_cell(board, row, t) for t in board.tasks] + [_num(row.average)]
+def shown_columns(board: Leaderboard, every: bool = False) -> list[str]:
+    """The task columns a table shows: with a suite (``board.headline``), its direct members
+    and the suite itself (so the ``medqa`` table fits a terminal: the CMMLU subjects sit in
+    ``cmmlu_medical``); every column with ``every`` or without a suite."""
+    if every or not board.headline:
+        return list(board.tasks)
+    members = set(board.members.get(board.headline, []))
+    return [t for t in board.tasks if t in members] + [board.headline]
 
 
-def _header(board: Leaderboard) -> list[str]:
-    return [f"{t} ({board.metrics[t]})" for t in board.tasks] + [AVERAGE]
+def headline_name(board: Leaderboard) -> str:
+    return f"{board.headline} (suite score)" if board.headline else AVERAGE
+
+
+def _header(board: Leaderboard, columns: list[str]) -> list[str]:
+    """Markdown's column names: each task with its metric; the headline column last."""
+    names = [f"{t} ({board.metrics[t]})" for t in columns if t != board.headline]
+    return names + [headline_name(board)]
 
 
 def _align(lines: list[list[str]], right_from: int) -> list[str]:
@@ -51,36 +62,62 @@ def _align(lines: list[list[str]], right_from: int) -> list[str]:
             .rstrip() for line in lines]
 
 
-def render_table(board: Leaderboard) -> str:
-    """One block a base model; within it, rows by stage and step; ★ marks each stage's best."""
+def _extra_metrics(board: Leaderboard, columns: list[str], scores: dict) -> list[tuple[str, str]]:
+    """(task, metric) of every recorded metric other than the columns' main ones."""
+    seen: dict[tuple[str, str], None] = {}
+    for t in columns:
+        for by_task in scores.values():
+            for metric in sorted(by_task.get(t, {})):
+                if metric != board.metrics[t]:
+                    seen[(t, metric)] = None
+    return list(seen)
+
+
+def render_table(board: Leaderboard, all_scores: Optional[dict] = None) -> str:
+    """One block a base model; within it, rows by stage and step; ★ marks each stage's best,
+    on its headline number. ``all_scores`` (``query.all_scores``): every column and every
+    metric (``--all_metrics``), else the suite's members and the suite score."""
     if not board.rows:
         return "no runs match; widen the filters or record runs with `aimed-eval run`\n"
-    names = ["", "stage", "checkpoint", "step", *board.tasks, AVERAGE]
-    metrics = ["", "", "", "", *[board.metrics[t] for t in board.tasks], "main metrics"]
+    columns = [t for t in shown_columns(board, all_scores is not None) if t != board.headline]
+    extra = _extra_metrics(board, columns, all_scores) if all_scores is not None else []
+    head_metric = "suite score" if board.headline else "main metrics"
+    names = ["stage", "checkpoint", "step", *columns, *(t for t, _ in extra), board.headline or AVERAGE, "", "date"]
+    metrics = ["", "", "", *[board.metrics[t] for t in columns], *(m for _, m in extra), head_metric, "", ""]
     out = []
     for base in dict.fromkeys(r.base_model for r in board.rows):
         rows = [r for r in board.rows if r.base_model == base]
-        lines = [names, metrics] + [[BEST if r.best_in_stage else "", r.stage, r.checkpoint, _step(r),
-                                     *_cells(board, r)] for r in rows]
-        aligned = _align(lines, right_from=3)
+        lines = [names, metrics]
+        for r in rows:
+            more = [_num((all_scores or {}).get(r.run_id, {}).get(t, {}).get(m)) for t, m in extra]
+            lines.append([r.stage, r.checkpoint, _step(r), *(_cell(board, r, t) for t in columns), *more,
+                          _num(r.average), BEST if r.best_in_stage else "", _date(r.date)])
+        aligned = _align(lines, right_from=2)
         width = max(len(a) for a in aligned)
         out += [f"== {base} ==", *aligned[:2], "-" * width, *aligned[2:], ""]
     if not any(r.average is not None for r in board.rows):
         out.append("(no checkpoint scored every task shown: choose the columns with --tasks to get averages)")
-    out.append(f"{BEST} best average of its base model and stage; average = mean of the task columns' "
-               "main metrics" + (" (groups aside)" if board.groups and len(board.groups) < len(board.tasks) else ""))
+    what = (f"the {board.headline} suite score (mean of its members' main metrics)" if board.headline else
+            "the mean of the task columns' main metrics" +
+            (" (groups aside)" if board.groups and len(board.groups) < len(board.tasks) else ""))
+    out.append(f"{BEST} best of its base model and stage by {what}")
+    hidden = len(board.tasks) - len(columns) - bool(board.headline)
+    if hidden > 0 and all_scores is None:
+        out.append(f"{hidden} more columns (the suite's subjects) and every other metric: --all_metrics")
     return "\n".join(out) + "\n"
 
 
-def render_markdown(board: Leaderboard) -> str:
-    head = ["base model", "stage", "checkpoint", "step", *_header(board)]
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 4 + ["---:"] * (len(head) - 4)) + "|"]
+def render_markdown(board: Leaderboard, all_scores: Optional[dict] = None) -> str:
+    columns = [t for t in shown_columns(board, all_scores is not None) if t != board.headline]
+    head = ["base model", "stage", "checkpoint", "step", *_header(board, columns), "date"]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 4 + ["---:"] * (len(head) - 5) + ["---"]) + "|"]
     for r in board.rows:
-        name = f"**{r.checkpoint}** {BEST}" if r.best_in_stage else r.checkpoint
-        cells = [r.base_model, r.stage, name.replace("|", "\\|"), _step(r), *_cells(board, r)]
+        best = f"**{_num(r.average)}** {BEST}" if r.best_in_stage else _num(r.average)
+        cells = [r.base_model, r.stage, r.checkpoint.replace("|", "\\|"), _step(r),
+                 *(_cell(board, r, t) for t in columns), best, _date(r.date)]
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
-    out.append(f"{BEST} best average of its base model and stage.")
+    out.append(f"{BEST} best {headline_name(board)} of its base model and stage.")
     return "\n".join(out) + "\n"
 
 
@@ -102,6 +139,7 @@ def render_json(board: Leaderboard) -> str:
 
 
 RENDERERS = {"table": render_table, "markdown": render_markdown, "csv": render_csv, "json": render_json}
+TAKES_ALL_METRICS = ("table", "markdown")
 
 
 def _spark(values: list[float], lo: float, hi: float, width: int = 24) -> str:

@@ -16,7 +16,7 @@ from aimed.harness.errors import UserError
 from aimed.leaderboards import query
 
 # Bars and heatmaps show every checkpoint when there are this few; otherwise the best
-# checkpoint of each stage, at most MAX_SHOWN of them (by suite average).
+# checkpoint of each stage, at most MAX_SHOWN of them (by the headline number, Row.average).
 ALL_IF_AT_MOST = 12
 MAX_SHOWN = 24
 
@@ -82,7 +82,7 @@ def pick_shown(rows: list) -> tuple[list, str]:
     note = f"the best checkpoint of each stage ({len(best)} of {len(rows)} checkpoints)"
     if len(best) > MAX_SHOWN:
         best = sorted(best, key=lambda r: -_avg(r))[:MAX_SHOWN]
-        note += f", the {MAX_SHOWN} with the highest suite average"
+        note += f", the {MAX_SHOWN} with the highest headline score"
     return best, note
 
 

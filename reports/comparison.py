@@ -1,7 +1,8 @@
 """Which two runs the report's comparison section compares, and the comparison itself.
 
 ``--compare RUN_A RUN_B`` names them (run folders or run ids of the index). Without it
-the report compares the best checkpoint (highest suite average among the filtered rows)
+the report compares the best checkpoint (highest headline number, ``Row.average``: the
+suite score, or the mean of the columns without a suite, among the filtered rows)
 with its parent checkpoint's latest run; when the best checkpoint's parent has no run in
 the index, the best checkpoint whose parent does have one, and the note says so.
 """
@@ -52,7 +53,7 @@ def parent_run(db: sqlite3.Connection, parent: Optional[str]) -> Optional[dict]:
 def default_pair(db: sqlite3.Connection, board) -> tuple[Optional[tuple[Path, Path]], str]:
     ranked = sorted((r for r in board.rows if r.average is not None), key=lambda r: -r.average)
     if not ranked:
-        return None, "No comparison: no checkpoint has a suite average to rank by; give --compare RUN_A RUN_B."
+        return None, "No comparison: no checkpoint has a headline score (suite score or average) to rank by; give --compare RUN_A RUN_B."
     best = ranked[0]
     for row in ranked:
         parent = parent_run(db, row.parent)
@@ -61,7 +62,8 @@ def default_pair(db: sqlite3.Connection, board) -> tuple[Optional[tuple[Path, Pa
         why = ("the best checkpoint" if row is best else
                f"the best checkpoint whose parent has a run ({best.base_model} {best.checkpoint}, the best of all, "
                "has no parent run in the index)")
-        note = (f"Compared by default: {row.base_model} {row.checkpoint} (run {row.run_id}, suite average "
+        what = f"{board.headline} suite score" if getattr(board, "headline", None) else "average"
+        note = (f"Compared by default: {row.base_model} {row.checkpoint} (run {row.run_id}, {what} "
                 f"{row.average:.4f}), {why}, against its parent {row.parent} (run {parent['run_id']}).")
         return (Path(parent["run_dir"]), Path(row.run_dir)), note
     return None, ("No comparison: no checkpoint in the report has a parent with a run in the index; "

@@ -18,13 +18,19 @@ from typing import Optional
 
 from plotly.colors import qualitative
 
-from .format import interval95, pvalue
+from .format import interval95, pvalue, verdict
 
 PALETTE = qualitative.Plotly + qualitative.D3
 STAGE_BANDS = ("rgba(99,110,250,0.07)", "rgba(0,0,0,0)")
 MAX_LINES = 6          # progression lines drawn at first; more: groups and average only
 MAX_ERROR_BARS = 30    # checkpoints of a base model up to which progression shows error bars
 MAX_TICKS = 40         # step labels on a progression axis
+# lines that coincide (two tasks with equal scores) stay apart by marker and dash
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "cross", "triangle-down", "star")
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+# light for low, dark for high (plotly's named "Blues" runs the other way: dark blue at 0)
+HEAT_SCALE = [[0.0, "#f7fbff"], [0.25, "#c6dbef"], [0.5, "#6baed6"], [0.75, "#2171b5"], [1.0, "#08306b"]]
+VERDICT_COLORS = {"better": "#2ca02c", "worse": "#d62728", "no significant change": "#7f7f7f"}
 AXIS = {"gridcolor": "#ebebeb", "zerolinecolor": "#d0d0d0", "linecolor": "#d0d0d0", "automargin": True}
 
 
@@ -86,7 +92,7 @@ def progression_figures(content) -> list[tuple[str, dict]]:
 
     Steps restart at every stage, so the x axis is the checkpoint's position in stage
     order; ticks name the step, shaded bands name the stage. With many lines only the
-    groups and the suite average are drawn at first (the legend toggles the rest), and
+    groups (the suite among them) and the average are drawn at first (the legend toggles the rest), and
     with many checkpoints the error bars and most tick labels are left out, so that the
     chart stays readable.
     """
@@ -111,7 +117,8 @@ def progression_figures(content) -> list[tuple[str, dict]]:
             traces.append({
                 "type": "scatter", "mode": "lines+markers", "name": f"{task} ({pts[0]['metric']})",
                 "x": [positions[_key(p)] for p in pts], "y": [p["value"] for p in pts],
-                "line": {"color": PALETTE[i % len(PALETTE)]},
+                "line": {"color": PALETTE[i % len(PALETTE)], "dash": DASHES[i % len(DASHES)], "width": 2},
+                "marker": {"symbol": SYMBOLS[i % len(SYMBOLS)], "size": 8 if len(pts) <= MAX_ERROR_BARS else 5},
                 "visible": True if few_lines or task in groups else "legendonly",
                 "error_y": _error_bars([(p["value"], p["stderr"], p.get("n"), p["metric"]) for p in pts],
                                        visible=bars, thickness=0.8),
@@ -131,7 +138,7 @@ def progression_figures(content) -> list[tuple[str, dict]]:
         every = -(-len(keys) // MAX_TICKS)  # label one tick in this many
         figures.append((model, _figure(
             traces, f"{model}: stage progression", 420, shapes=shapes, annotations=notes,
-            xaxis={"title": {"text": "training step"}, "tickmode": "array",
+            xaxis={"title": {"text": "training step (stage after stage)"}, "tickmode": "array",
                    "tickvals": list(range(0, len(keys), every)),
                    "ticktext": ["–" if k[2] is None else str(k[2]) for k in keys[::every]]},
             yaxis={"title": {"text": "score"}}, legend={"orientation": "h", "y": -0.25})))
@@ -160,12 +167,14 @@ def category_heatmaps(content) -> list[tuple[str, dict]]:
         heat = {"type": "heatmap", "z": z, "x": [content.labels[r] for r in runs], "y": categories,
                 "text": [["" if v is None else f"{v:.2f}" for v in row] for row in z], "texttemplate": "%{text}",
                 "customdata": [[grid.get((cat, run), {}).get("n") for run in runs] for cat in categories],
-                "colorscale": "Blues", "zmin": 0, "zmax": max(1.0, top),
+                "colorscale": HEAT_SCALE, "zmin": 0, "zmax": max(1.0, top),
+                "colorbar": {"title": {"text": metric}, "thickness": 12},
                 "hovertemplate": "%{y}<br>%{x}<br>" + metric + " %{z:.4f} (n=%{customdata})<extra></extra>"}
         figures.append((f"{task} · {column}", _figure(
             [heat], f"{task} · {column} · {metric}", max(260, 26 * len(categories) + 140),
-            xaxis={"tickangle": -30, "gridcolor": "rgba(0,0,0,0)"},
-            yaxis={"autorange": "reversed", "gridcolor": "rgba(0,0,0,0)"})))
+            # category axes: a difficulty level "1".."5" is a name here, not a number to space out
+            xaxis={"tickangle": -30, "gridcolor": "rgba(0,0,0,0)", "type": "category"},
+            yaxis={"autorange": "reversed", "gridcolor": "rgba(0,0,0,0)", "type": "category"})))
     return figures
 
 
@@ -175,24 +184,30 @@ def comparison_forest(comparison: dict) -> Optional[dict]:
     if not metrics:
         return None
 
-    def color(m: dict) -> str:
-        if not m.get("significant"):
-            return "#7f7f7f"
-        better = (m["delta"] > 0) == bool(m.get("higher_is_better", True))
-        return "#2ca02c" if better else "#d62728"
-
-    dots = {"type": "scatter", "mode": "markers", "x": [m["delta"] for m in metrics],
-            "y": [f"{m['task']} · {m['metric']}" for m in metrics],
-            "marker": {"size": 9, "color": [color(m) for m in metrics]},
-            "error_x": {"type": "data", "symmetric": False, "visible": True,
-                        "array": [m["ci_high"] - m["delta"] if m.get("ci_high") is not None else 0 for m in metrics],
+    # one trace a verdict, each with one colour for its markers and its error bars: plotly
+    # takes an error bar's colour from the marker's, and a per-point colour list is not one
+    # colour ("Invalid color specifier" in the console, black bars)
+    dots = []
+    for name, colour in VERDICT_COLORS.items():
+        these = [m for m in metrics if verdict(m) == name]
+        if not these:
+            continue
+        dots.append({
+            "type": "scatter", "mode": "markers", "name": name, "x": [m["delta"] for m in these],
+            "y": [f"{m['task']} · {m['metric']}" for m in these], "marker": {"size": 9, "color": colour},
+            "error_x": {"type": "data", "symmetric": False, "visible": True, "color": colour, "thickness": 1.5,
+                        "array": [m["ci_high"] - m["delta"] if m.get("ci_high") is not None else 0 for m in these],
                         "arrayminus": [m["delta"] - m["ci_low"] if m.get("ci_low") is not None else 0
-                                       for m in metrics]},
-            "customdata": [[pvalue(m.get("p_value")), m.get("test"), m.get("n")] for m in metrics],
+                                       for m in these]},
+            "customdata": [[pvalue(m.get("p_value")), m.get("test"), m.get("n")] for m in these],
             "hovertemplate": "%{y}<br>Δ %{x:.4f}<br>p %{customdata[0]} (%{customdata[1]}, n=%{customdata[2]})"
-                             "<extra></extra>"}
+                             "<extra>" + name + "</extra>"})
+    order = [f"{m['task']} · {m['metric']}" for m in metrics]
     zero = {"type": "line", "xref": "x", "yref": "paper", "x0": 0, "x1": 0, "y0": 0, "y1": 1,
             "line": {"dash": "dash", "color": "#444"}}
-    return _figure([dots], "Δ = B − A with 95% paired-bootstrap intervals (green: significantly better, "
-                           "red: significantly worse)", max(260, 28 * len(metrics) + 120), shapes=[zero],
-                   xaxis={"title": {"text": "delta"}, "zeroline": False}, yaxis={"autorange": "reversed"})
+    return _figure(dots, "Δ = B − A with 95% paired-bootstrap intervals (green: significantly better, "
+                         "red: significantly worse)", max(260, 28 * len(metrics) + 120), shapes=[zero],
+                   xaxis={"title": {"text": "delta"}, "zeroline": False},
+                   yaxis={"autorange": "reversed", "categoryorder": "array", "categoryarray": order},
+                   legend={"orientation": "h", "y": -0.2})
+

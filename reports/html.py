@@ -1,6 +1,12 @@
-"""The report as one self-contained HTML file: plotly.js inlined once in the head, every
-chart a ``Plotly.newPlot`` call on it, no link to any other file or host, so the page
-works offline and can be mailed or attached to a CI run as it is.
+"""The report as one self-contained HTML file: plotly.js inlined once, every chart a
+figure spec (JSON) that one loader script draws, no link to any other file or host, so
+the page works offline and can be mailed or attached to a CI run as it is.
+
+plotly.js is 4.8 MB of the page, so it travels gzip-compressed and base64-encoded (2.0
+MB) and the browser unpacks it with ``DecompressionStream`` (Chrome/Edge 80, Firefox 113,
+Safari 16.4); where that is missing the page says so above the charts and the tables,
+which need no script, still read. plotly ships no smaller bundle that draws every trace
+type the report uses (bar, scatter, heatmap), and a link to a CDN would break offline.
 
 Every piece of text that comes from the index or a run (model names, task names,
 questions, outputs) is HTML-escaped here; chart data is escaped by plotly's JSON.
@@ -8,9 +14,13 @@ questions, outputs) is HTML-escaped here; chart data is escaped by plotly's JSON
 
 from __future__ import annotations
 
+import base64
+import functools
+import gzip
+import json
 from html import escape
 
-import plotly.io as pio
+from plotly.io.json import to_json_plotly
 from plotly.offline import get_plotlyjs
 
 from . import figures
@@ -32,6 +42,9 @@ tr.best td{background:#fff6d6;font-weight:600}
 .scroll{overflow-x:auto;max-height:640px;overflow-y:auto}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:12px}
 .chart{border:1px solid #eee;border-radius:6px;padding:4px}
+table.flips{table-layout:fixed;width:100%}table.flips td{overflow-wrap:anywhere;white-space:pre-wrap}
+table.flips col.narrow{width:7%}table.flips col.text{width:24%}table.flips col.target{width:10%}
+table.flips col.output{width:20%}table.flips col.score{width:4.5em}#plotly-status{color:#8a5a00}
 td.better{color:#1a7f1a;font-weight:600}td.worse{color:#c0392b;font-weight:600}
 td.verdict span{display:inline-block;padding:1px 8px;border-radius:9px;font-weight:600;white-space:nowrap}
 td.v-promoted span{background:#dff3df;color:#1a6b1a}td.v-reward-model span{background:#e3ecfb;color:#1f4e9c}
@@ -40,7 +53,8 @@ td.v-not-promoted span{background:#fdf0d5;color:#8a5a00}td.v-failed span{backgro
 
 
 class _Charts:
-    """Numbers the chart divs and renders each as a div + script with no plotly.js."""
+    """Numbers the chart divs; each is an empty div plus its figure as JSON, which the
+    page's loader draws once plotly.js is unpacked (``LOADER``)."""
 
     def __init__(self):
         self.count = 0
@@ -48,16 +62,46 @@ class _Charts:
     def div(self, fig: dict) -> str:
         self.count += 1
         height = int(fig["layout"].get("height") or 400)
-        body = pio.to_html(fig, full_html=False, include_plotlyjs=False, config=CONFIG, validate=False,
-                           div_id=f"chart-{self.count}", default_height=f"{height}px")
-        return f'<div class="chart">{body}</div>'
+        spec = to_json_plotly({"data": fig["data"], "layout": fig["layout"]})  # escapes <, >, /
+        return (f'<div class="chart"><div id="chart-{self.count}" class="plotly-graph-div" '
+                f'style="height:{height}px;width:100%"></div>'
+                f'<script type="application/json" class="figure" data-for="chart-{self.count}">{spec}</script></div>')
+
+
+@functools.lru_cache(maxsize=1)
+def packed_plotlyjs() -> str:
+    """plotly.js gzip-compressed (mtime 0: the same bytes every time) and base64-encoded."""
+    return base64.b64encode(gzip.compress(get_plotlyjs().encode("utf-8"), 9, mtime=0)).decode("ascii")
+
+
+LOADER = """(async function () {
+  const status = document.getElementById("plotly-status");
+  try {
+    const packed = Uint8Array.from(atob(document.getElementById("plotly-gz").textContent), c => c.charCodeAt(0));
+    const stream = new Blob([packed]).stream().pipeThrough(new DecompressionStream("gzip"));
+    const code = document.createElement("script");
+    code.text = await new Response(stream).text();
+    document.head.appendChild(code);
+    for (const spec of document.querySelectorAll("script.figure")) {
+      const fig = JSON.parse(spec.textContent);
+      await Plotly.newPlot(document.getElementById(spec.dataset.for), fig.data, fig.layout, CONFIG);
+    }
+    status.remove();
+  } catch (err) {
+    status.textContent = "The charts could not be drawn: this browser cannot unpack the plotly.js this page " +
+      "carries (Chrome or Edge 80+, Firefox 113+, Safari 16.4+ can): " + err;
+  }
+})();"""
 
 
 def _table(header: list[str], rows: list[list[str]], row_classes: list[str] | None = None,
            numeric: set[int] = frozenset(), cell_classes: list[dict[int, str]] | None = None,
-           badges: list[dict[int, str]] | None = None) -> str:
-    """``badges``: the cells (row, column) whose text is drawn as a badge (a span the CSS styles)."""
+           badges: list[dict[int, str]] | None = None, name: str = "", columns: list[str] | None = None) -> str:
+    """``badges``: the cells (row, column) whose text is drawn as a badge (a span the CSS
+    styles); ``name``: the table's class; ``columns``: a class a column (``<colgroup>``),
+    which fixed-layout tables take their widths from."""
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    cols = "<colgroup>" + "".join(f'<col class="{c}">' for c in columns) + "</colgroup>" if columns else ""
     body = []
     for i, cells in enumerate(rows):
         cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
@@ -69,7 +113,9 @@ def _table(header: list[str], rows: list[list[str]], row_classes: list[str] | No
             text = f"<span>{escape(cell)}</span>" if badges and j in badges[i] else escape(cell)
             tds.append(f"<td{attr}>{text}</td>")
         body.append(f"<tr{cls}>{''.join(tds)}</tr>")
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    table_class = f' class="{name}"' if name else ""
+    return (f'<div class="scroll"><table{table_class}>{cols}<thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
 def _section(anchor: str, title: str, *parts: str) -> str:
@@ -81,15 +127,14 @@ def _note(text: str) -> str:
 
 
 def leaderboard_section(c: ReportContent) -> str:
-    tasks = c.board.tasks
     rows = c.board.rows
-    header = fmt.leaderboard_header(tasks, c.main_metric)
+    header = fmt.leaderboard_header(c.board, c.main_metric)
     numeric = set(range(7, len(header)))
     return _section("leaderboard", "Leaderboard",
                     _note(f"{len(rows)} checkpoints (each its latest run); ★ marks the best checkpoint of each "
-                          "base model and stage by suite average; scores are value [95% interval]; "
-                          f"{fmt.INTERVAL_NOTE}."),
-                    _table(header, [fmt.leaderboard_cells(r, tasks) for r in rows],
+                          f"base model and stage by its {fmt.headline_name(c.board)}; scores are value "
+                          f"[95% interval]; {fmt.INTERVAL_NOTE}."),
+                    _table(header, [fmt.leaderboard_cells(r, c.board) for r in rows],
                            ["best" if r.best_in_stage else "" for r in rows], numeric))
 
 
@@ -112,7 +157,7 @@ def progression_section(c: ReportContent, charts: _Charts) -> str:
                     _note("Score against training step for each base model, stage after stage "
                           "(shaded bands name the stage); error bars are 95% intervals, drawn up to "
                           f"{figures.MAX_ERROR_BARS} checkpoints a base model. With more than "
-                          f"{figures.MAX_LINES} columns only the groups and the suite average are drawn "
+                          f"{figures.MAX_LINES} columns only the groups (the suite among them) or the average are drawn "
                           "at first: click a legend entry to show a task."), body)
 
 
@@ -147,8 +192,8 @@ def comparison_section(c: ReportContent, charts: _Charts) -> str:
     cat_table = (_table(fmt.comparison_category_header(), [fmt.comparison_category_cells(x) for x in cats],
                         numeric={4, 5, 6, 7, 8}) if cats else _note("No per-category scores in these runs."))
     flips = cmp.get("flips", [])
-    flip_table = (_table(fmt.flip_header(), [fmt.flip_cells(f) for f in flips[:fmt.FLIPS_SHOWN]], numeric={6, 7})
-                  if flips else "")
+    flip_table = (_table(fmt.flip_header(), [fmt.flip_cells(f) for f in flips[:fmt.FLIPS_SHOWN]], numeric={6, 7},
+                         name="flips", columns=FLIP_COLUMNS) if flips else "")
     return _section(
         "comparison", "Comparison", _note(c.comparison_note), who,
         charts.div(forest) if forest is not None else "",
@@ -157,6 +202,11 @@ def comparison_section(c: ReportContent, charts: _Charts) -> str:
         "<h3>Flipped items</h3>",
         _note(fmt.flip_summary(flips)),
         flip_table)
+
+
+# task, item, question, target, A output, B output, A score, B score: the question and the
+# two outputs side by side in capped widths (fixed layout), so B never scrolls out of view
+FLIP_COLUMNS = ["narrow", "narrow", "text", "target", "output", "output", "score", "score"]
 
 
 def pipeline_section(c: ReportContent) -> str:
@@ -181,16 +231,18 @@ def render(c: ReportContent) -> str:
     if c.pipeline is not None:  # the gate decisions right after the leaderboard they explain
         sections.insert(1, pipeline_section(c))
         links.insert(1, ("pipeline", "Pipeline"))
-    plotly_js = get_plotlyjs().replace("</script", "<\\/script")  # never close our own tag early
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in links)
     return (
         "<!DOCTYPE html>\n<html lang=\"zh\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         "<meta name=\"generator\" content=\"aimed-eval report\">"
-        f"<title>AiMed-Eval report</title><style>{STYLE}</style>\n"
-        f"<script type=\"text/javascript\">{plotly_js}</script></head>\n"
+        f"<title>AiMed-Eval report</title><style>{STYLE}</style></head>\n"
         f"<body data-charts=\"{charts.count}\"><h1>AiMed-Eval report</h1>"
         f"<p class=\"meta\">Generated {escape(c.generated)} from {escape(str(c.db_path))}; "
         f"filters: {escape(c.filters.describe())}; {len(c.board.rows)} checkpoints, "
         f"{len(c.board.tasks)} tasks, {charts.count} charts.</p><nav>{nav}</nav>\n"
-        + "\n".join(sections) + "\n</body></html>\n")
+        '<p id="plotly-status" class="note">Drawing the charts…</p>\n'
+        + "\n".join(sections)
+        # base64 text only (A-Z, a-z, 0-9, +, /, =): nothing in it can close the tag
+        + f'\n<script type="application/octet-stream" id="plotly-gz">{packed_plotlyjs()}</script>\n'
+        f"<script>const CONFIG = {json.dumps(CONFIG)};\n{LOADER}</script>\n</body></html>\n")

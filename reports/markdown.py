@@ -20,10 +20,10 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def leaderboard_section(c: ReportContent) -> str:
-    rows = [fmt.leaderboard_cells(r, c.board.tasks) for r in c.board.rows]
+    rows = [fmt.leaderboard_cells(r, c.board) for r in c.board.rows]
     return (f"## Leaderboard\n\n{len(c.board.rows)} checkpoints (each its latest run); ★ marks the best "
-            "checkpoint of each base model and stage by suite average; scores are value [95% interval]; "
-            f"{fmt.INTERVAL_NOTE}.\n\n" + _table(fmt.leaderboard_header(c.board.tasks, c.main_metric), rows))
+            f"checkpoint of each base model and stage by its {fmt.headline_name(c.board)}; scores are value "
+            f"[95% interval]; {fmt.INTERVAL_NOTE}.\n\n" + _table(fmt.leaderboard_header(c.board, c.main_metric), rows))
 
 
 def tasks_section(c: ReportContent) -> str:

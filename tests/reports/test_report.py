@@ -1,12 +1,16 @@
 """``aimed-eval report``: the numbers in the Markdown and HTML reports are the runs' own,
 the default comparison is the best checkpoint against its parent, user text is escaped,
-the HTML opens in headless Chromium with every network request refused and draws all its
-charts (screenshot: test-artifacts/report.png), and bad input is one line, exit 2.
+the HTML opens in headless Chromium with every network request refused, draws all its
+charts with no console error, and lays the flipped items out with A and B side by side
+at 1400 px (screenshots: test-artifacts/<test name>/, copied to $AIMED_SCREENSHOTS when
+set), and bad input is one line, exit 2.
 
 Indexes come from ``sample_index.build`` (40 synthetic run folders) and from two real
 tiny-model runs.
 """
 
+import base64
+import gzip
 import json
 import math
 import os
@@ -238,8 +242,15 @@ def test_html_is_self_contained_with_every_section(sample, cli, tmp_path):
     text = out.read_text(encoding="utf-8")
     page = Page(text)
     assert list(page.tables) == ["leaderboard", "tasks", "progression", "categories", "comparison"]
-    # Offline: plotly.js inlined exactly once, no script/link/img pointing anywhere.
-    assert text.count("plotly.js v") == 1 and text.count("Plotly.newPlot(") >= 1
+    # Offline: plotly.js inlined exactly once (gzip + base64), no script/link/img pointing anywhere.
+    assert text.count('id="plotly-gz"') == 1 and text.count("Plotly.newPlot(") == 1
+    packed = re.search(r'id="plotly-gz">([A-Za-z0-9+/=]+)</script>', text).group(1)
+    plotly_js = gzip.decompress(base64.b64decode(packed)).decode("utf-8")
+    from plotly.offline import get_plotlyjs
+
+    assert plotly_js == get_plotlyjs() and plotly_js.count("plotly.js v") == 1
+    # the page without plotly.js is small: the bundle is most of it, compressed to under half
+    assert len(text.encode()) < 2.5e6 and len(text.encode()) - len(packed) < 0.5e6
     assert all(s.get("src") is None for s in page.scripts)
     assert all(v.startswith("#") for _, _, v in page.links), page.links
     # Leaderboard: one row a checkpoint, the best of each stage marked.
@@ -254,6 +265,7 @@ def test_html_is_self_contained_with_every_section(sample, cli, tmp_path):
     n_charts = len(b.tasks) + 5 + len(heatmaps) + 1
     assert f'data-charts="{n_charts}"' in text
     assert len(re.findall(r'id="chart-\d+" class="plotly-graph-div"', text)) == n_charts
+    assert text.count('<script type="application/json" class="figure"') == n_charts
     print(f"HTML report: {len(text.encode()) / 1e6:.2f} MB, {n_charts} charts")
 
 
@@ -281,6 +293,20 @@ def chromium_executable() -> str:
     pytest.skip(why)
 
 
+def screenshot(page, test: str, name: str, locator=None) -> Path:
+    """A png under test-artifacts/<test>/ (copied to $AIMED_SCREENSHOTS/<test>/ when set)."""
+    folder = ARTIFACTS / test
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    (locator or page).screenshot(path=str(path), **({} if locator else {"full_page": True}))
+    if os.environ.get("AIMED_SCREENSHOTS"):
+        copy = Path(os.environ["AIMED_SCREENSHOTS"]) / test
+        copy.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, copy / path.name)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return path
+
+
 def test_html_opens_offline_in_headless_chromium(sample, cli, tmp_path):
     try:
         from playwright.sync_api import sync_playwright
@@ -291,11 +317,19 @@ def test_html_opens_offline_in_headless_chromium(sample, cli, tmp_path):
     executable = chromium_executable()
     db, runs = sample
     out = tmp_path / "report.html"
-    assert report(cli, "--db", db, "--out", out, "--compare", runs / "evil-run", runs / "qwen2-7b-dpo-150-run0")[0] == 0
+    assert report(cli, "--db", db, "--out", out)[0] == 0  # the default pair: best checkpoint vs its parent
+    evil = tmp_path / "evil.html"
+    assert report(cli, "--db", db, "--out", evil, "--compare", runs / "evil-run", runs / "qwen2-7b-dpo-150-run0")[0] == 0
     n_charts = int(re.search(r'data-charts="(\d+)"', out.read_text(encoding="utf-8")).group(1))
     shown = [r for r in board(db).rows if r.best_in_stage]  # > 12 checkpoints: the best of each stage
     n_bars = sum(1 for r in shown for t in board(db).tasks if r.scores.get(t, (None,))[0] is not None)
+    from aimed.harness.compare import compare_runs
+    from aimed.leaderboards import query
+    from aimed.reports.comparison import default_pair
 
+    with query.open_index(db) as conn:
+        pair, _ = default_pair(conn, board(db))
+    expected = compare_runs(*pair).to_dict()
     requested, refused, errors, dialogs = [], [], [], []
 
     def route(r):
@@ -306,18 +340,27 @@ def test_html_opens_offline_in_headless_chromium(sample, cli, tmp_path):
             refused.append(r.request.url)
             r.abort()
 
+    def console(m):  # plotly warns of a bad colour ("Invalid color specifier") on the console
+        if m.type == "error" or "invalid" in m.text.lower():
+            errors.append(m.text)
+
+    test = "test_html_opens_offline_in_headless_chromium"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=executable, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.route("**/*", route)
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("console", console)
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(out.as_uri(), wait_until="load")
-            page.wait_for_function("n => [...document.querySelectorAll('.plotly-graph-div')]"
-                                   ".filter(d => d.querySelector('.main-svg')).length >= n", arg=n_charts,
-                                   timeout=60_000)
+            for url in (evil.as_uri(), out.as_uri()):
+                page.goto(url, wait_until="load")
+                page.wait_for_function("n => !document.getElementById('plotly-status') && "
+                                       "[...document.querySelectorAll('.plotly-graph-div')]"
+                                       ".filter(d => d.querySelector('.main-svg')).length >= n", arg=n_charts,
+                                       timeout=90_000)
+                if url == evil.as_uri():
+                    pwned = page.evaluate("window.__pwned === undefined ? null : window.__pwned")
             drawn = page.evaluate("""() => ({
                 plots: document.querySelectorAll('.js-plotly-plot').length,
                 bars: document.querySelectorAll('#tasks .js-plotly-plot .barlayer .point').length,
@@ -325,20 +368,39 @@ def test_html_opens_offline_in_headless_chromium(sample, cli, tmp_path):
                 heatmaps: document.querySelectorAll('#categories .js-plotly-plot .hm').length,
                 forest: document.querySelectorAll('#comparison .js-plotly-plot .scatterlayer .point').length,
                 rows: document.querySelectorAll('#leaderboard tbody tr').length,
-                pwned: window.__pwned === undefined ? null : window.__pwned})""")
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+                errorBars: [...document.querySelectorAll('#comparison .js-plotly-plot .errorbar path')]
+                    .map(p => getComputedStyle(p).stroke)})""")
+            # the flipped items: A and B outputs side by side, both inside a 1400 px window
+            flips = page.locator("#comparison table.flips")
+            flips.scroll_into_view_if_needed()
+            heads = {h: page.locator("#comparison table.flips th", has_text=h).first.bounding_box()
+                     for h in ("question", "A output", "B output")}
+            verdicts = page.locator("#comparison table").nth(1).locator("tbody tr td:last-child").all_inner_texts()
+            shots = [screenshot(page, test, "report"),
+                     screenshot(page, test, "flipped-items", flips),
+                     screenshot(page, test, "comparison", page.locator("#comparison .chart").first),
+                     screenshot(page, test, "progression", page.locator("#progression .chart").first),
+                     screenshot(page, test, "heatmap", page.locator("#categories .chart").first)]
         finally:
             browser.close()
-    assert requested == [out.as_uri()] and not refused, requested
+    assert requested == [evil.as_uri(), out.as_uri()] and not refused, requested
     assert not errors, errors
-    assert not dialogs and drawn["pwned"] is None
+    assert not dialogs and pwned is None
     assert drawn["plots"] == n_charts
     assert drawn["bars"] == n_bars > 0
-    assert drawn["lines"] >= 5 and drawn["heatmaps"] >= 4 and drawn["forest"] >= 10
+    assert drawn["lines"] >= 4 and drawn["heatmaps"] >= 4 and drawn["forest"] >= 10
     assert drawn["rows"] == 41
-    png = (ARTIFACTS / "report.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 100_000
+    # error bars drawn in their verdict's colour (grey, green, red), none left black
+    assert drawn["errorBars"] and set(drawn["errorBars"]) <= {"rgb(127, 127, 127)", "rgb(44, 160, 44)",
+                                                              "rgb(214, 39, 40)"}, drawn["errorBars"]
+    q, a, b = heads["question"], heads["A output"], heads["B output"]
+    assert q["x"] < a["x"] < b["x"] and b["x"] + b["width"] <= 1400 and a["x"] + a["width"] <= b["x"] + 1
+    assert a["width"] >= 180 and b["width"] >= 180 and q["width"] >= 200, heads
+    # every metric row says its verdict in words, as the comparison decided it
+    from aimed.reports.format import verdict
+
+    assert verdicts == [verdict(m) for m in expected["metrics"]]
+    assert all(p.stat().st_size > 5_000 for p in shots)
 
 
 # ---------------------------------------------------------------- real tiny-model runs
