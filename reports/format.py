@@ -8,6 +8,7 @@ from typing import Any, Optional
 from aimed.harness.compare_format import pval
 from aimed.harness.stats import score_interval95 as interval95
 from aimed.leaderboards.query import date_text
+from aimed.leaderboards.training_labels import training_figures  # noqa: F401 (the report's pipeline rows)
 
 FLIPS_SHOWN = 50          # flipped items listed (the count says how many there are)
 TEXT_CUT = 240            # characters of a question or an output shown in a table
@@ -120,45 +121,3 @@ def flip_summary(flips: list[dict]) -> str:
     return (f"{len(flips)} item{'' if len(flips) == 1 else 's'} flipped on their task's main metric: "
             f"{better_b} better in B, {len(flips) - better_b} better in A{shown}.")
 
-
-# What a stage's training figures are, said where they are shown (report, dashboard):
-# PPO's ``kl`` is the k1 estimate (the sampled tokens' log pi - log pi_ref summed over a
-# response, averaged over the batch), which is no KL divergence and can be negative; the
-# reward model's figures are on its training pairs, ``eval`` ones on the held-out pairs.
-TRAINING_LABELS = {
-    "loss": "training loss",
-    "reward": "reward-model score of sampled responses",
-    "kl": "KL estimate to the reference ({estimator}; can be negative)",
-    "margin": "implicit reward margin, chosen − rejected (training batches)",
-    "accuracy": "implicit reward accuracy (training batches)",
-    "pair_accuracy": "training-pair accuracy",
-    "train_margin": "training-pair margin, r(chosen) − r(rejected)",
-}
-HELD_OUT_LABELS = {"pair_accuracy": "held-out pair accuracy", "margin": "held-out margin, r(chosen) − r(rejected)"}
-ESTIMATORS = {"k1": "k1: Σ log π/π_ref per response", "k3": "k3, never negative"}
-
-
-def training_figures(metrics: dict, config: Optional[dict] = None, held_out: Optional[dict] = None
-                     ) -> list[tuple[str, str]]:
-    """(label, ``first → last``) of a stage's training figures (a manifest's or a pipeline
-    record's ``train_metrics``) and (label, value) of a reward model's held-out ones
-    (a manifest's ``eval``); ``config`` names the KL estimator (PPO's ``kl_estimator``)."""
-    estimator = ESTIMATORS.get(str((config or {}).get("kl_estimator", "k1")), "k1")
-    out = []
-    for key, value in (metrics or {}).items():
-        for head, tail, prefix in (("first_", "", "last_"), ("train_", "_before", "train_")):
-            if not (key.startswith(head) and key.endswith(tail)) or not isinstance(value, (int, float)):
-                continue
-            name = key[len(head):len(key) - len(tail) or None]
-            last = metrics.get(f"{prefix}{name}" if head == "first_" else f"train_{name}_after")
-            if isinstance(last, (int, float)):
-                label = TRAINING_LABELS.get("train_margin" if head == "train_" and name == "margin" else name,
-                                            name.replace("_", " "))
-                out.append((label.format(estimator=estimator), f"{value:.4g} → {last:.4g}"))
-    for key, label in (("steps", "steps"), ("pairs", "training pairs"), ("held_out_pairs", "held-out pairs")):
-        if isinstance((metrics or {}).get(key), int):
-            out.append((label, str(metrics[key])))
-    for key, value in (held_out or {}).items():
-        if isinstance(value, (int, float)):
-            out.append((HELD_OUT_LABELS.get(key, f"held-out {key.replace('_', ' ')}"), f"{value:.4g}"))
-    return out

@@ -10,6 +10,10 @@ from plotly.subplots import make_subplots
 
 from aimed.harness.stats import score_interval95
 
+# lines that coincide stay apart by marker and dash
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "cross", "triangle-down", "star")
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
 
 def progression_figure(rows: list[dict], task: str) -> go.Figure:
     """Score against training step for one task, stage after stage: one panel a stage (in
@@ -19,6 +23,7 @@ def progression_figure(rows: list[dict], task: str) -> go.Figure:
     stages = sorted({(r["stage_index"], r["stage"]) for r in rows})
     bases = sorted({r["base_model"] for r in rows})
     colour = {b: qualitative.Plotly[i % len(qualitative.Plotly)] for i, b in enumerate(bases)}
+    style = {b: i for i, b in enumerate(bases)}
     fig = make_subplots(rows=1, cols=max(1, len(stages)), shared_yaxes=True, horizontal_spacing=0.02,
                         subplot_titles=[s for _, s in stages] or [task])
     lines: dict[tuple, list[dict]] = defaultdict(list)
@@ -33,10 +38,15 @@ def progression_figure(rows: list[dict], task: str) -> go.Figure:
                 x=[p.get("step") or 0 for p in points], y=[p["value"] for p in points],
                 error_y=_error_bars(points),
                 mode="lines+markers", name=base, legendgroup=base, showlegend=col == 1,
-                line=dict(color=colour[base]), text=[p["checkpoint"] for p in points],
+                line=dict(color=colour[base], dash=DASHES[style[base] % len(DASHES)]),
+                marker=dict(symbol=SYMBOLS[style[base] % len(SYMBOLS)], size=8),
+                text=[p["checkpoint"] for p in points],
                 hovertemplate="%{text}<br>step %{x}<br>%{y:.4f}<extra>" + base + "</extra>"),
                 row=1, col=col)
-        fig.update_xaxes(title_text="step", row=1, col=col)
+        # whole steps only: the checkpoints' own steps as ticks (no "2.5"), or integer ticks when many
+        steps = sorted({p.get("step") or 0 for (i, s_, _), pts in lines.items() if (i, s_) == stage for p in pts})
+        ticks = dict(tickmode="array", tickvals=steps) if len(steps) <= 12 else dict(tickformat="d")
+        fig.update_xaxes(title_text="step", row=1, col=col, **ticks)
     metric = rows[0]["metric"] if rows else ""
     fig.update_yaxes(title_text=f"{task} ({metric})", row=1, col=1)
     fig.update_layout(height=420, margin=dict(l=40, r=10, t=40, b=40), legend_title_text="base model")
@@ -67,18 +77,31 @@ def category_figure(rows: list[dict], title: str) -> go.Figure:
 def delta_figure(metrics: list[dict]) -> go.Figure:
     """Each task and metric's difference (B - A) with its paired-bootstrap interval;
     significant differences in colour."""
-    labels = [f"{m['task']} · {m['metric']}" for m in metrics]
-    colours = ["#d62728" if m.get("significant") and _worse(m) else
-               "#2ca02c" if m.get("significant") else "#7f7f7f" for m in metrics]
-    fig = go.Figure(go.Scatter(
-        x=[m["delta"] for m in metrics], y=labels, mode="markers", marker=dict(color=colours, size=9),
-        error_x=dict(type="data", symmetric=False,
-                     array=[_gap(m.get("ci_high"), m["delta"]) for m in metrics],
-                     arrayminus=[_gap(m["delta"], m.get("ci_low")) for m in metrics])))
+    # one trace a verdict with one colour for markers and error bars (plotly colours error
+    # bars like the marker, and a per-point colour list is no colour: "Invalid color specifier")
+    fig = go.Figure()
+    order = [f"{m['task']} · {m['metric']}" for m in metrics]
+    for name, colour in (("significantly worse", "#d62728"), ("significantly better", "#2ca02c"),
+                         ("no significant change", "#7f7f7f")):
+        these = [m for m in metrics if _kind(m) == name]
+        if these:
+            fig.add_trace(go.Scatter(
+                x=[m["delta"] for m in these], y=[f"{m['task']} · {m['metric']}" for m in these], mode="markers",
+                name=name, marker=dict(color=colour, size=9),
+                error_x=dict(type="data", symmetric=False, color=colour,
+                             array=[_gap(m.get("ci_high"), m["delta"]) for m in these],
+                             arrayminus=[_gap(m["delta"], m.get("ci_low")) for m in these])))
+    fig.update_yaxes(categoryorder="array", categoryarray=order, autorange="reversed")
     fig.add_vline(x=0, line_dash="dot", line_color="#999")
     fig.update_layout(height=max(240, 28 * len(metrics) + 80), margin=dict(l=10, r=10, t=30, b=30),
                       xaxis_title="B - A (95% interval)")
     return fig
+
+
+def _kind(m: dict) -> str:
+    if not m.get("significant"):
+        return "no significant change"
+    return "significantly worse" if _worse(m) else "significantly better"
 
 
 def _worse(m: dict) -> bool:

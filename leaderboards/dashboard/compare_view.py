@@ -11,6 +11,7 @@ import streamlit as st
 from aimed.harness.compare_format import pval
 
 from . import charts, data, tables
+from .picker import default_pair, pick_checkpoint
 from .samples import search_items
 
 MAX_FLIPS = 100  # a table of thousands of flips helps nobody; search narrows it
@@ -35,10 +36,11 @@ def categories_frame(cats: list[dict]) -> pd.DataFrame:
 
 
 def flips_frame(flips: list[dict]) -> pd.DataFrame:
+    """A and B outputs next to each other (``tables.STYLE`` caps the columns' widths)."""
     return pd.DataFrame([{"task": f["task"], "id": f.get("id"), "question": f.get("question"),
-                          "target": f.get("target"), "A output": f.get("a_output"), "A score": _r(f.get("a_score")),
-                          "B output": f.get("b_output"), "B score": _r(f.get("b_score"))} for f in flips],
-                        columns=["task", "id", "question", "target", "A output", "A score", "B output", "B score"],
+                          "target": f.get("target"), "A output": f.get("a_output"), "B output": f.get("b_output"),
+                          "A score": _r(f.get("a_score")), "B score": _r(f.get("b_score"))} for f in flips],
+                        columns=["task", "id", "question", "target", "A output", "B output", "A score", "B score"],
                         dtype=object)
 
 
@@ -50,28 +52,17 @@ def _f(x) -> str:
     return "" if x is None else f"{x:.4g}" if abs(x) < 1e-3 and x != 0 else f"{x:.4f}"
 
 
-def default_pair(rows: list[dict]) -> tuple[int, int]:
-    """(A, B): the first checkpoint whose parent is on the board, and that parent (a
-    manifest names its parent by path or fingerprint); else the first two rows."""
-    for i, row in enumerate(rows):
-        if row.get("parent"):
-            for j, other in enumerate(rows):
-                if j != i and row["parent"] in (other["fingerprint"], other.get("model"), other["checkpoint"]):
-                    return j, i
-    return (0, 1) if len(rows) > 1 else (0, 0)
-
-
 def render(board: dict) -> None:
     st.header("Compare two checkpoints")
     rows = board["rows"]
     if len(rows) < 2:
         st.info(f"Comparing needs two checkpoints; {len(rows)} on the board (loosen the filters?).")
         return
-    labels = [data.checkpoint_label(r) for r in rows]
-    a0, b0 = default_pair(rows)
+    (a0, b0), why = default_pair(rows)
     left, right = st.columns(2)
-    a = left.selectbox("A (baseline)", range(len(rows)), index=a0, format_func=labels.__getitem__, key="cmp_a")
-    b = right.selectbox("B (candidate)", range(len(rows)), index=b0, format_func=labels.__getitem__, key="cmp_b")
+    a = pick_checkpoint(rows, "cmp_a", "A (baseline)", a0, left)
+    b = pick_checkpoint(rows, "cmp_b", "B (candidate)", b0, right)
+    st.caption(why)
     result = data.comparison(rows[a]["run_dir"], rows[b]["run_dir"])
     if "error" in result:
         st.error(result["error"])

@@ -77,8 +77,8 @@ def leaderboard(db_path: str, version: tuple, base_models: tuple = (), stages: t
                                   tasks=_or_none(tasks))
     finally:
         db.close()
-    return {"tasks": list(board.tasks), "metrics": dict(getattr(board, "metrics", {})),
-            "groups": list(getattr(board, "groups", [])), "rows": [_plain(r) for r in board.rows]}
+    return {"tasks": list(board.tasks), "metrics": dict(board.metrics), "groups": list(board.groups),
+            "headline": board.headline, "members": dict(board.members), "rows": [_plain(r) for r in board.rows]}
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -141,6 +141,27 @@ def items(run_dir: str, task: str, metric: Optional[str] = None) -> list[dict]:
     """A run's items for one task (see ``samples.load_items``), cached per file version."""
     path = samples.samples_file(Path(run_dir), task)
     return _items(str(path), path.stat().st_mtime_ns, metric)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _manifest(path: str, mtime: int) -> dict:
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    manifest = ((data.get("aimed") or {}).get("model") or {}).get("manifest") if isinstance(data, dict) else None
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def manifest(run_dir: str) -> dict:
+    """The checkpoint manifest a run recorded (results.json's ``aimed.model.manifest``), {} if none."""
+    path = Path(run_dir) / "results.json"
+    try:
+        return _manifest(str(path), path.stat().st_mtime_ns)
+    except OSError:
+        return {}
 
 
 def checkpoint_label(row: dict) -> str:

@@ -4,12 +4,14 @@ difficulty, ...), as bars with standard errors and as a table."""
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import streamlit as st
 
+from aimed.leaderboards.query import date_text
+from aimed.leaderboards.training_labels import training_figures
+
 from . import charts, data, tables
+from .picker import pick_checkpoint
 
 
 def lineage_frame(info: dict) -> pd.DataFrame:
@@ -19,10 +21,17 @@ def lineage_frame(info: dict) -> pd.DataFrame:
         if info.get(key) in (None, ""):
             continue
         value = info[key]
-        if key == "date" and isinstance(value, (int, float)):
-            value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+        if key == "date":
+            value = date_text(value)
         shown.append({"field": key.replace("_", " "), "value": str(value)})
     return pd.DataFrame(shown, columns=["field", "value"], dtype=object)
+
+
+def training_frame(manifest: dict) -> pd.DataFrame:
+    """The manifest's training figures, each under the name of what it is (the PPO KL
+    estimate, the reward model's training-pair and held-out figures: ``format.training_figures``)."""
+    rows = training_figures(manifest.get("train_metrics") or {}, manifest.get("config"), manifest.get("eval"))
+    return pd.DataFrame([{"figure": k, "value": v} for k, v in rows], columns=["figure", "value"], dtype=object)
 
 
 def scores_frame(row: dict) -> pd.DataFrame:
@@ -37,17 +46,21 @@ def render(db_path: str, version: tuple, board: dict) -> None:
     if not rows:
         st.info("No checkpoint matches the filters.")
         return
-    labels = [data.checkpoint_label(r) for r in rows]
-    pick = st.selectbox("checkpoint", range(len(rows)), format_func=labels.__getitem__, key="dd_checkpoint")
-    row = rows[pick]
+    row = rows[pick_checkpoint(rows, "dd_checkpoint")]
     left, right = st.columns([2, 3])
     with left:
         st.subheader("Lineage")
         tables.show(lineage_frame(data.run_info(db_path, version, row["run_id"])), "lineage")
     with right:
         st.subheader("Scores")
-        st.caption(f"suite average {row['average']:.4f}" if row.get("average") is not None else "")
+        what = f"{board['headline']} suite score" if board.get("headline") else "average"
+        st.caption(f"{what} {row['average']:.4f}" if row.get("average") is not None else "")
         tables.show(scores_frame(row), "scores")
+        training = training_frame(data.manifest(row["run_dir"]))
+        if len(training):
+            st.subheader("Training")
+            st.caption("The stage's own figures from the checkpoint's manifest, first → last.")
+            tables.show(training, "training")
 
     cats = data.category_scores(db_path, version, row["run_id"])
     st.subheader("By category")

@@ -1,5 +1,6 @@
 """The sample browser: a checkpoint's items for one task, searched by text (id,
-question, target, output) and filtered by score."""
+question, target, output) and filtered by score. It opens on the best checkpoint (the
+highest headline score), whose answers are the ones worth reading first."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from . import data, tables
+from .picker import pick_checkpoint
 from .samples import sample_tasks, search_items
 
 MAX_SHOWN = 200
@@ -27,9 +29,7 @@ def render(board: dict) -> None:
     if not rows:
         st.info("No checkpoint matches the filters.")
         return
-    labels = [data.checkpoint_label(r) for r in rows]
-    pick = st.selectbox("checkpoint", range(len(rows)), format_func=labels.__getitem__, key="smp_checkpoint")
-    row = rows[pick]
+    row = rows[pick_checkpoint(rows, "smp_checkpoint")]
     run_dir = Path(row["run_dir"])
     tasks = sample_tasks(run_dir) if run_dir.is_dir() else []
     if not tasks:

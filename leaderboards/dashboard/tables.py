@@ -26,6 +26,16 @@ table.aimed td.num { text-align: right; font-variant-numeric: tabular-nums; whit
 table.aimed tr.best td { background: rgba(255, 215, 0, 0.12); font-weight: 600; }
 table.aimed tr.group-start td { border-top: 2px solid rgba(49,51,63,0.45); }
 table.aimed[data-table="leaderboard"] td { white-space: nowrap; }
+/* a run id is 32 characters: it wraps inside its cell rather than run off the page */
+table.aimed[data-table="leaderboard"] td:last-child { white-space: normal; word-break: break-all; min-width: 9em; }
+/* flipped items: fixed layout, so A and B outputs sit side by side in capped widths */
+table.aimed[data-table="flips"] { table-layout: fixed; }
+table.aimed[data-table="flips"] td { overflow-wrap: anywhere; }
+table.aimed[data-table="flips"] th:nth-child(1), table.aimed[data-table="flips"] th:nth-child(2) { width: 8%; }
+table.aimed[data-table="flips"] th:nth-child(3) { width: 24%; }
+table.aimed[data-table="flips"] th:nth-child(4) { width: 10%; }
+table.aimed[data-table="flips"] th:nth-child(5), table.aimed[data-table="flips"] th:nth-child(6) { width: 20%; }
+table.aimed[data-table="flips"] th:nth-child(7), table.aimed[data-table="flips"] th:nth-child(8) { width: 5em; }
 div.aimed-scroll { overflow-x: auto; }
 </style>"""
 

@@ -113,11 +113,19 @@ def test_leaderboard_shows_every_checkpoint_with_its_scores(app, index):
     assert list(shown["checkpoint"]) == [r.checkpoint for r in expected.rows]
     assert list(shown["best"] == "★") == [r.best_in_stage for r in expected.rows]
     assert sum(r.best_in_stage for r in expected.rows) >= 4  # four base models, several stages
+    assert expected.headline == "medqa"  # the suite's score is the one headline number
     for row, (_, cells) in zip(expected.rows, shown.iterrows()):
-        assert num(cells["average"]) == pytest.approx(row.average, abs=5e-5)
+        assert num(cells["medqa (suite score)"]) == pytest.approx(row.average, abs=5e-5)
+        assert row.average == pytest.approx(row.scores["medqa"][0])
         value, _, metric = row.scores["cmexam"]
         assert num(cells[f"cmexam ({metric})"]) == pytest.approx(value, abs=5e-5)
-    assert "medqa (score)" in shown.columns and "cmexam (acc)" in shown.columns
+        assert cells["date"] == query.date_text(row.date)  # the CLI table's date format
+    # the suite's members by default, every subject with the toggle
+    assert "cmmlu_medical (score)" in shown.columns and "cmmlu_anatomy (acc)" not in shown.columns
+    at = app()
+    at.toggle(key="lb_every").set_value(True).run()
+    assert "cmmlu_anatomy (acc)" in table(at, "leaderboard").columns
+    assert "4 base models" in at.caption[0].value
 
 
 def test_filters_change_the_rows(app, index):
@@ -144,7 +152,7 @@ def test_filters_change_the_rows(app, index):
 
 def test_drilldown_shows_the_checkpoints_categories(app, index):
     at = app("Checkpoint")
-    row = board(index).rows[0]
+    row = max(board(index).rows, key=lambda r: r.average)  # the picker opens on the best checkpoint
     lineage = table(at, "lineage")
     assert dict(zip(lineage["field"], lineage["value"]))["fingerprint"] == row.fingerprint
     db = query.open_index(index)
@@ -158,14 +166,50 @@ def test_drilldown_shows_the_checkpoints_categories(app, index):
     assert len(want) >= 3
 
 
+def test_training_figures_are_named_for_what_they_are():
+    """PPO's KL is the k1 estimate (can be negative) and says so; a reward model's figures
+    say training pairs or held-out pairs."""
+    from aimed.leaderboards.dashboard.drilldown_view import training_frame
+
+    ppo = training_frame({"train_metrics": {"steps": 8, "first_kl": 0.01, "last_kl": -0.03, "first_reward": 0.2,
+                                            "last_reward": 0.5}, "config": {"kl_estimator": "k1"}})
+    shown = dict(zip(ppo["figure"], ppo["value"]))
+    assert shown["KL estimate to the reference (k1: Σ log π/π_ref per response, can be negative)"] == "0.01 → -0.03"
+    assert shown["reward-model score of sampled responses"] == "0.2 → 0.5" and shown["steps"] == "8"
+    k3 = training_frame({"train_metrics": {"first_kl": 0.01, "last_kl": 0.02}, "config": {"kl_estimator": "k3"}})
+    assert list(k3["figure"]) == ["KL estimate to the reference (k3, never negative)"]
+    rm = training_frame({"train_metrics": {"pairs": 40, "held_out_pairs": 8, "train_margin_before": 0.0,
+                                           "train_margin_after": 0.6, "train_pair_accuracy_before": 0.5,
+                                           "train_pair_accuracy_after": 0.9},
+                         "eval": {"pair_accuracy": 0.75, "margin": 0.4}})
+    shown = dict(zip(rm["figure"], rm["value"]))
+    assert shown == {"training-pair margin, r(chosen) − r(rejected)": "0 → 0.6", "training-pair accuracy": "0.5 → 0.9",
+                     "training pairs": "40", "held-out pairs": "8", "held-out pair accuracy": "0.75",
+                     "held-out margin, r(chosen) − r(rejected)": "0.4"}
+    assert len(training_frame({})) == 0
+
+
+def test_every_view_picks_checkpoints_with_the_one_picker():
+    views = REPO / "leaderboards" / "dashboard"
+    for name in ("drilldown_view.py", "compare_view.py", "samples_view.py"):
+        text = (views / name).read_text(encoding="utf-8")
+        assert "pick_checkpoint(" in text and "checkpoint_label" not in text, name
+
+
 def test_compare_shows_deltas_with_intervals_and_flips(app, index):
     rows = board(index).rows
     a, b = 0, max(i for i, r in enumerate(rows) if r.base_model == rows[0].base_model)  # base vs its last
     expected = compare_runs(Path(rows[a].run_dir), Path(rows[b].run_dir)).to_dict()
     assert expected["flips"], "the sample index should give this pair flipped items"
     at = app("Compare")
-    # by default B is a checkpoint and A its parent
-    assert rows[at.selectbox(key="cmp_b").value].parent == rows[at.selectbox(key="cmp_a").value].model
+    # by default the report's pair: the best checkpoint (B) against its parent (A)
+    from aimed.reports.comparison import default_pair
+
+    with query.open_index(index) as conn:
+        (run_a, run_b), _ = default_pair(conn, board(index))
+    assert (rows[at.selectbox(key="cmp_a").value].run_dir, rows[at.selectbox(key="cmp_b").value].run_dir) == \
+        (str(run_a), str(run_b))
+    assert rows[at.selectbox(key="cmp_b").value].average == max(r.average for r in rows)
     at.selectbox(key="cmp_a").set_value(a).run()
     at.selectbox(key="cmp_b").set_value(b).run()
     assert not at.exception, at.exception
@@ -180,6 +224,7 @@ def test_compare_shows_deltas_with_intervals_and_flips(app, index):
         assert shown["significant"] == ("yes" if m["significant"] else "no")
     flips = table(at, "flips")
     assert len(flips) == min(len(expected["flips"]), 100)
+    assert list(flips.columns) == ["task", "id", "question", "target", "A output", "B output", "A score", "B score"]
     first = expected["flips"][0]
     assert (flips.iloc[0]["A output"], flips.iloc[0]["B output"]) == (first["a_output"], first["b_output"])
     assert flips.iloc[0]["A score"] != flips.iloc[0]["B score"]
@@ -189,11 +234,13 @@ def test_compare_shows_deltas_with_intervals_and_flips(app, index):
 
 
 def test_sample_search_finds_an_item(app, index):
-    row = board(index).rows[0]
+    rows = board(index).rows
+    row = max(rows, key=lambda r: r.average)  # the browser opens on the best checkpoint
     task = samples.sample_tasks(Path(row.run_dir))[0]
     lines = [json.loads(x) for x in samples.samples_file(Path(row.run_dir), task).read_text("utf-8").splitlines()]
     wanted = lines[len(lines) // 2]
     at = app("Samples")
+    assert rows[at.selectbox(key="smp_checkpoint").value].run_id == row.run_id
     assert at.selectbox(key="smp_task").value == task
     assert len(table(at, "samples")) == len(lines)
     at.text_input(key="smp_query").input(wanted["doc"]["id"]).run()
@@ -315,6 +362,22 @@ def wait_healthy(proc: subprocess.Popen, url: str, seconds: float = 90) -> None:
     raise AssertionError(f"the dashboard did not answer at {url} within {seconds} s")
 
 
+def screenshot(page, test: str, name: str) -> Path:
+    """A full-page png under test-artifacts/<test>/ (copied to $AIMED_SCREENSHOTS/<test>/ when set)."""
+    folder = REPO / "test-artifacts" / test
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("AIMED_SCREENSHOTS"):
+        import shutil
+
+        copy = Path(os.environ["AIMED_SCREENSHOTS"]) / test
+        copy.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, copy / path.name)
+    assert path.stat().st_size > 10_000
+    return path
+
+
 def test_dashboard_in_headless_chromium(index):
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} not found (apt-get install chromium)"
@@ -328,23 +391,55 @@ def test_dashboard_in_headless_chromium(index):
     proc = subprocess.Popen([str(exe), "dashboard", "--db", str(index), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    test = "test_dashboard_in_headless_chromium"
+    width = 1400
     try:
         wait_healthy(proc, url)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
             try:
-                page = browser.new_page(viewport={"width": 1600, "height": 1000})
+                page = browser.new_page(viewport={"width": width, "height": 1000})
                 page.goto(url)
                 board_rows = page.locator('table[data-table="leaderboard"] tbody tr')
                 board_rows.nth(len(rows) - 1).wait_for(timeout=60_000)
                 assert board_rows.count() == len(rows)
                 text = page.locator('table[data-table="leaderboard"]').inner_text()
-                assert rows[0].checkpoint in text and rows[-1].run_id in text
+                assert rows[0].checkpoint in text
                 assert page.get_by_text(rows[0].base_model).first.is_visible()
-                out = REPO / "test-artifacts" / "dashboard.png"
-                out.parent.mkdir(exist_ok=True)
-                page.screenshot(path=str(out), full_page=True)
-                assert out.stat().st_size > 10_000
+                # the run-id column is inside the window, whole (it wraps, never clipped)
+                cell = board_rows.nth(0).locator("td").last
+                box = cell.bounding_box()
+                assert box["x"] + box["width"] <= width, box
+                assert cell.inner_text().replace("\n", "") == rows[0].run_id
+                screenshot(page, test, "leaderboard")
+
+                page.goto(url + "/?view=Compare")
+                flips = page.locator('table[data-table="flips"]')
+                flips.wait_for(timeout=60_000)
+                flips.scroll_into_view_if_needed()
+                heads = {h: flips.locator("th", has_text=h).first.bounding_box()
+                         for h in ("question", "A output", "B output")}
+                q, a, b = heads["question"], heads["A output"], heads["B output"]
+                assert q["x"] < a["x"] < b["x"] and b["x"] + b["width"] <= width, heads
+                assert a["width"] >= 150 and b["width"] >= 150, heads
+                significant = page.locator('table[data-table="deltas"] tbody tr td:last-child').all_inner_texts()
+                assert significant and set(significant) <= {"yes", "no"}
+                assert page.get_by_text("B is the best checkpoint and A its parent").first.is_visible()
+                screenshot(page, test, "compare")
+
+                page.goto(url + "/?view=Samples")
+                page.locator('table[data-table="samples"]').wait_for(timeout=60_000)
+                best = max(rows, key=lambda r: r.average)
+                from playwright.sync_api import expect
+
+                picker = page.get_by_role("combobox", name="checkpoint")
+                expect(picker).to_have_value(f"{best.checkpoint} · {best.base_model}/{best.stage} step {best.step} · "
+                                             f"{best.run_id}", timeout=30_000)
+                screenshot(page, test, "samples")
+
+                page.goto(url + "/?view=Progression")
+                page.locator(".js-plotly-plot .scatterlayer").first.wait_for(timeout=60_000)
+                screenshot(page, test, "progression")
             finally:
                 browser.close()
     finally:

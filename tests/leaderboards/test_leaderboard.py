@@ -155,18 +155,25 @@ def test_leaderboard_command_formats_and_filters(lineage, cli):
     code, out, err = cli("leaderboard", "--db", db)
     assert code == 0, err
     assert out.index("== tiny-llama ==") < out.index("== tiny-qwen2 ==")
-    assert "demo_medterm" in out and "rougeL" in out and "average" in out
+    # the demo suite is the headline: its score carries the ★, beside it, no separate average
+    assert "demo_medterm" in out and "rougeL" in out and "suite score" in out and "average" not in out
     shown = {}
     for line in out.splitlines():
         tokens = line.replace("★", "").split()
         if tokens and tokens[0] in ("base", "sft"):
-            shown[tokens[1]] = line.startswith("★")
+            shown[tokens[1]] = "★" in line
+            row = next(r for r in board.rows if r.checkpoint == tokens[1])
+            if row.average is not None:
+                assert f"{row.average:.4f}  ★" in line if "★" in line else f"{row.average:.4f}" in line
+            assert query.date_text(row.date) in line  # the one date format
     assert shown == {r.checkpoint: r.checkpoint in best for r in board.rows} and len(shown) == 6
 
     code, out, _ = cli("leaderboard", "--db", db, "--format", "markdown")
     lines = out.splitlines()
     assert lines[0].startswith("| base model | stage | checkpoint | step | demo_mcq (acc) |")
+    assert lines[0].endswith("| demo (suite score) | date |")
     assert sum("★" in line for line in lines[2:-2]) == len(best)
+    assert all(line.endswith(f"| {query.date_text(r.date)} |") for line, r in zip(lines[2:], board.rows))
 
     code, out, _ = cli("leaderboard", "--db", db, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -189,6 +196,33 @@ def test_leaderboard_command_formats_and_filters(lineage, cli):
     assert len(got["rows"]) == 6
 
 
+def test_medqa_leaderboard_fits_a_terminal_with_one_headline(tmp_path, cli):
+    """The suite's members and its score by default (120 columns), every subject and metric
+    with --all_metrics; the ★ on the suite score, which is the rows' average."""
+    from aimed.leaderboards.sample_index import build
+
+    db = build(tmp_path / "s.sqlite", tmp_path / "runs", n_runs=12, n_tasks=12, n_items=6)
+    board = query.leaderboard(query.open_index(db))
+    assert board.headline == "medqa" and board.members["medqa"] == ["cmexam", "medterm", "abstractqa", "cmmlu_medical"]
+    assert all(r.average == pytest.approx(r.scores["medqa"][0]) for r in board.rows)
+    code, out, err = cli("leaderboard", "--db", db)
+    assert code == 0, err
+    assert max(len(line) for line in out.splitlines()) <= 120
+    header = next(line for line in out.splitlines() if line.startswith("stage"))
+    assert header.split() == ["stage", "checkpoint", "step", "cmexam", "medterm", "abstractqa", "cmmlu_medical",
+                              "medqa", "date"]
+    assert "cmmlu_anatomy" not in out and "--all_metrics" in out
+    stars = [line for line in out.splitlines() if "★" in line and not line.startswith("★")]
+    assert len(stars) == sum(r.best_in_stage for r in board.rows)
+    for line in stars:  # the star right after the suite score, once a line
+        tokens = line.split()
+        assert tokens.count("★") == 1 and tokens[tokens.index("★") - 1] in {f"{r.average:.4f}" for r in board.rows}
+    code, out, err = cli("leaderboard", "--db", db, "--all_metrics")
+    assert code == 0, err
+    for name in ("cmmlu_anatomy", "cmmlu_virology", "rouge1", "char_f1"):
+        assert name in out, name
+
+
 def test_progression_orders_stage_after_stage_by_step(lineage, cli, tmp_path):
     db = lineage["db"]
     rows = query.progression(query.open_index(db), tasks=["demo_mcq"])
@@ -208,7 +242,10 @@ def test_progression_orders_stage_after_stage_by_step(lineage, cli, tmp_path):
     from aimed.leaderboards.sample_index import build
 
     sample = build(tmp_path / "s.sqlite", tmp_path / "runs", n_runs=60, n_tasks=4, n_items=8)
-    rows = [r for r in query.progression(query.open_index(sample)) if r["task"] == query.AVERAGE]
+    # with a suite the headline line is the suite's (no "average" line repeating it)
+    points = query.progression(query.open_index(sample))
+    assert not [r for r in points if r["task"] == query.AVERAGE]
+    rows = [r for r in points if r["task"] == "medqa"]
     for base_model in {r["base_model"] for r in rows}:
         path = [(r["stage_index"], r["step"] or 0) for r in rows if r["base_model"] == base_model]
         assert path == sorted(path) and path[0] == (0, 0)
