@@ -25,9 +25,11 @@ table.aimed th { position: sticky; top: 0; background: #f0f2f6; font-weight: 600
 table.aimed td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.aimed tr.best td { background: rgba(255, 215, 0, 0.12); font-weight: 600; }
 table.aimed tr.group-start td { border-top: 2px solid rgba(49,51,63,0.45); }
-table.aimed[data-table="leaderboard"] td { white-space: nowrap; }
-/* a run id is 32 characters: it wraps inside its cell rather than run off the page */
-table.aimed[data-table="leaderboard"] td:last-child { white-space: normal; word-break: break-all; min-width: 9em; }
+/* the leaderboard fits its column of the page: names wrap at their spaces and slashes, the
+   numbers stay whole (td.num), and a run id (32 characters) wraps inside its cell rather
+   than run past the edge, where the page's own container cut it off */
+table.aimed[data-table="leaderboard"] td:last-child { word-break: break-all; min-width: 8em; }
+table.aimed[data-table="leaderboard"] td:nth-last-child(2) { white-space: nowrap; }
 /* flipped items: fixed layout, so A and B outputs sit side by side in capped widths */
 table.aimed[data-table="flips"] { table-layout: fixed; }
 table.aimed[data-table="flips"] td { overflow-wrap: anywhere; }
