@@ -76,7 +76,8 @@ from .errors import UserError
 from .owned import check_target, write_marker
 from .runner import RunOptions, build_requests
 from .taskregistry import Task, group_tree, resolve_tasks
-from .taskspec import MODES
+from .templates import RAW_TEMPLATE, TOKENIZER_TEMPLATE
+from .taskspec import MODES, Mode
 
 DEFAULT_PREFIX = "aimed_"
 LM_EVAL_MODEL_ARGS = "add_bos_token=False"
@@ -131,7 +132,7 @@ def _check_prefix(prefix: str) -> None:
 
 def export(names: str | list[str], out_dir: Path, mode: Optional[str] = None,
            num_fewshot: Optional[int] = None, limit: Optional[int] = None, seed: int = 1234,
-           template_name: str = "raw", tokenizer: Any = None,
+           template_name: str = RAW_TEMPLATE, tokenizer: Any = None,
            prefix: str = DEFAULT_PREFIX) -> ExportResult:
     """Write lm-eval task (and group) YAMLs plus JSONL data for ``names`` into ``out_dir``."""
     if isinstance(names, str):
@@ -141,21 +142,20 @@ def export(names: str | list[str], out_dir: Path, mode: Optional[str] = None,
     _check_prefix(prefix)
     tasks = resolve_tasks(names)
     groups = group_tree(names)
-    if template_name == "tokenizer" and tokenizer is None:  # before the folder is made
+    if template_name == TOKENIZER_TEMPLATE and tokenizer is None:  # before the folder is made
         raise UserError("--template_name tokenizer: pass --tokenizer_path (or --model) so the "
                         "tokenizer's chat template can be rendered")
     # an existing folder is written into only when an earlier export made it
     check_target(Path(out_dir), what="--out", kind="export", overwrite=True)
     out_dir = Path(out_dir).expanduser().resolve()
-    opts = RunOptions(mode=mode, num_fewshot=num_fewshot, limit=limit, seed=seed,
-                      template_name=template_name, progress=False)
+    opts = RunOptions(mode=mode, num_fewshot=num_fewshot, limit=limit, seed=seed, progress=False)
     result = ExportResult(out_dir=out_dir)
     created = not out_dir.exists()
     try:
         (out_dir / "data").mkdir(parents=True, exist_ok=True)
         write_marker(out_dir, "export")
         for task in tasks:
-            result.tasks.append(_export_task(task, opts, out_dir, prefix, tokenizer))
+            result.tasks.append(_export_task(task, opts, template_name, out_dir, prefix, tokenizer))
         for gname, members in groups.items():
             result.groups[prefix + gname] = _export_group(gname, members, result, groups, out_dir, prefix)
     except OSError as exc:
@@ -187,7 +187,7 @@ def _docs(task: Task, records: list[dict], mode: str) -> tuple[list[dict], int]:
             n_multi += len(gold) > 1
             doc["answer"] = "".join(d["answer"])
             doc["multi_answer"] = len(gold) > 1
-            if mode == "generate":
+            if mode == Mode.GENERATE:
                 doc["target"] = doc["answer"]
             else:
                 doc["choices"] = list(args["continuations"])
@@ -196,8 +196,8 @@ def _docs(task: Task, records: list[dict], mode: str) -> tuple[list[dict], int]:
     return docs, n_multi
 
 
-def _task_config(task: Task, name: str, mode: str, k: int, opts: RunOptions, data_path: Path,
-                 records: list[dict]) -> dict:
+def _task_config(task: Task, name: str, mode: str, k: int, opts: RunOptions, template_name: str,
+                 data_path: Path, records: list[dict]) -> dict:
     spec = task.spec
     cfg: dict[str, Any] = {
         "task": name,
@@ -209,7 +209,7 @@ def _task_config(task: Task, name: str, mode: str, k: int, opts: RunOptions, dat
         "description": "",
         "doc_to_text": "prompt",
     }
-    if spec.kind == "multiple_choice" and mode in ("loglikelihood", "cloze"):
+    if spec.kind == "multiple_choice" and mode in (Mode.LOGLIKELIHOOD, Mode.CLOZE):
         cfg.update({
             "output_type": "multiple_choice",
             "doc_to_choice": "choices",
@@ -217,7 +217,7 @@ def _task_config(task: Task, name: str, mode: str, k: int, opts: RunOptions, dat
             "target_delimiter": "",
             "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
         })
-        if mode == "cloze":
+        if mode == Mode.CLOZE:
             cfg["metric_list"].append({"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True})
     else:
         stops = records[0]["arguments"]["stop"] if records else list(spec.generation.stop)
@@ -241,7 +241,7 @@ def _task_config(task: Task, name: str, mode: str, k: int, opts: RunOptions, dat
         "aimed_mode": mode,
         "aimed_num_fewshot": k,
         "aimed_seed": opts.seed,
-        "aimed_template_name": opts.template_name,
+        "aimed_template_name": template_name,
         "aimed_spec_hash": task.spec_hash,
         "aimed_data_hash": task.data_hash,
     }
@@ -261,10 +261,10 @@ def _header(task: Task, name: str, mode: str, k: int, n_docs: int, n_multi: int)
     if task.spec.kind == "generation":
         lines += ["Generation: aimed-eval's ROUGE / BLEU-4 / char-F1 are computed by aimed-eval only",
                   "(lm-eval's rouge needs the hub); chrF here is sacrebleu's and is not comparable."]
-    elif mode == "generate":
+    elif mode == Mode.GENERATE:
         lines += ["generate mode: exact_match after a regex that keeps the first run of option letters;",
                   "aimed-eval's answer extractor is richer, so the accuracies are close, not equal."]
-    if n_multi and mode == "generate":
+    if n_multi and mode == Mode.GENERATE:
         lines += [f"{n_multi} multi-answer item(s): the target is every gold letter (\"ACD\") and exact_match",
                   "asks for that exact string, i.e. the exact set, as aimed-eval's acc does."]
     elif n_multi:
@@ -293,12 +293,10 @@ def _dump_yaml(path: Path, header: str, cfg: dict) -> None:
     tmp.replace(path)
 
 
-def _export_task(task: Task, opts: RunOptions, out_dir: Path, prefix: str, tokenizer) -> ExportedTask:
-    if opts.template_name == "tokenizer" and tokenizer is None:
-        raise UserError("--template_name tokenizer: pass --tokenizer_path (or --model) so the "
-                        "tokenizer's chat template can be rendered")
-    _, records, k, _ = build_requests(task, opts, tokenizer)
-    mode = records[0]["mode"] if records else task.spec.mode
+def _export_task(task: Task, opts: RunOptions, template_name: str, out_dir: Path, prefix: str,
+                 tokenizer) -> ExportedTask:
+    _, records, k, _ = build_requests(task, opts, tokenizer, template_name)
+    mode = str(records[0]["mode"] if records else task.spec.mode)  # a plain string for the YAML
     name = prefix + task.name
     docs, n_multi = _docs(task, records, mode)
     data_path = out_dir / "data" / f"{name}.jsonl"
@@ -307,7 +305,7 @@ def _export_task(task: Task, opts: RunOptions, out_dir: Path, prefix: str, token
         for d in docs:
             f.write(json.dumps(d, ensure_ascii=False) + "\n")
     tmp.replace(data_path)
-    cfg = _task_config(task, name, mode, k, opts, data_path, records)
+    cfg = _task_config(task, name, mode, k, opts, template_name, data_path, records)
     yaml_path = out_dir / f"{name}.yaml"
     _dump_yaml(yaml_path, _header(task, name, mode, k, len(docs), n_multi), cfg)
     return ExportedTask(name=name, source=task.name, mode=mode, num_fewshot=k, n_docs=len(docs),

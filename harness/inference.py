@@ -116,8 +116,8 @@ class ChatModel:
         ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         if ids.shape[1] == 0:
             ids = torch.tensor([[self.tokenizer.eos_token_id]])
-        budget = max(1, self.info["max_length"] - config.max_new_tokens)
-        ids = ids[:, -budget:].to(self.info["device"])
+        budget = max(1, self.info.max_length - config.max_new_tokens)
+        ids = ids[:, -budget:].to(self.info.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = config.to_generate_kwargs()
         if stops:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import UserError
-from .evaluate import MANIFEST, package_versions, read_manifest
+from .manifest import MANIFEST, package_versions, read_manifest
 from .models.args import ModelArgs
 from .owned import check_target, replace_folder, write_marker
 
@@ -38,16 +38,16 @@ def merge_adapter(args: ModelArgs, out_dir: Path, overwrite: bool = False,
         import torch
 
         merged = merged.to(getattr(torch, dtype))
-    adapter = Path(info["adapter_folders"][0])
+    adapter = Path(info.adapter_folders[0])
     parent_manifest = read_manifest(adapter) or {}
-    base_manifest = read_manifest(Path(info["model_folder"])) or {}
+    base_manifest = read_manifest(Path(info.model_folder)) or {}
     manifest = {
         **parent_manifest,
         "kind": "merged",
         "stage": parent_manifest.get("stage", "unknown"),
         "base_model": parent_manifest.get("base_model") or base_manifest.get("base_model") or args.model,
         "parent": str(adapter),
-        "merged_from": {"base": info["model_folder"], "adapter": str(adapter),
+        "merged_from": {"base": info.model_folder, "adapter": str(adapter),
                         "resize_emb": args.resize_emb, "vocab_size": len(tokenizer)},
         "versions": package_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -24,18 +24,18 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .samples import Sample
-from .taskspec import TaskSpec
-from .templates import render_prompt
+from .taskspec import Mode, TaskSpec
+from .templates import RAW_TEMPLATE, render_prompt
 
 MULTI_MARK = "（多选题）"
 
 
 @dataclass(frozen=True)
 class PromptConfig:
-    mode: str
+    mode: Mode
     num_fewshot: int
     seed: int = 1234
-    template_name: str = "raw"
+    template_name: str = RAW_TEMPLATE
 
 
 def format_question(sample: Sample, with_options: bool = True) -> str:
@@ -49,7 +49,7 @@ def format_example(spec: TaskSpec, sample: Sample, mode: str, with_answer: bool)
     if spec.kind == "generation":
         body = spec.prompt.format(input=sample.question)
         return body + (sample.target if with_answer else "")
-    if mode == "cloze":
+    if mode == Mode.CLOZE:
         body = format_question(sample, with_options=False) + "\n" + spec.answer_prefix
         answer = "、".join(sample.options[a] for a in sample.answer)
     else:
@@ -77,7 +77,7 @@ def build_context(spec: TaskSpec, sample: Sample, shots: list[Sample], cfg: Prom
     blocks = [spec.description] if spec.description else []
     blocks += [format_example(spec, s, cfg.mode, with_answer=True) for s in shots]
     current = format_example(spec, sample, cfg.mode, with_answer=False)
-    if cfg.template_name == "raw":
+    if cfg.template_name == RAW_TEMPLATE:
         return "\n\n".join(blocks + [current])
     # Chat: the body is the user's turn; the answer prefix opens the assistant's reply.
     prefix = "" if spec.kind == "generation" else spec.answer_prefix
@@ -88,8 +88,8 @@ def build_context(spec: TaskSpec, sample: Sample, shots: list[Sample], cfg: Prom
 
 def continuations(spec: TaskSpec, sample: Sample, mode: str) -> Optional[list[str]]:
     """What is scored after the context: option letters, option texts, or None (generate)."""
-    if spec.kind == "generation" or mode == "generate":
+    if spec.kind == "generation" or mode == Mode.GENERATE:
         return None
-    if mode == "cloze":
+    if mode == Mode.CLOZE:
         return list(sample.options.values())
     return list(sample.options.keys())

@@ -17,6 +17,7 @@ from typing import Any, Optional
 from .errors import UserError
 from .owned import check_target, replace_folder, write_marker
 from .scoring.metrics import METRICS
+from .taskspec import Mode
 
 FILTER = "none"  # lm-eval's filter name for unfiltered metrics: keys look like "acc,none"
 
@@ -119,7 +120,7 @@ def build_results(outcomes: list, groups: dict[str, list[str]], config: dict, ai
 def task_config(outcome) -> dict:
     spec = outcome.task.spec
     cfg = spec.model_dump(mode="json", exclude_none=True)
-    cfg.update({"output_type": "generate_until" if outcome.mode == "generate" else "multiple_choice",
+    cfg.update({"output_type": "generate_until" if outcome.mode == Mode.GENERATE else "multiple_choice",
                 "aimed_mode": outcome.mode, "num_fewshot": outcome.num_fewshot,
                 "metric_list": [{"metric": m, "higher_is_better": METRICS.get(m).higher_is_better}
                                 for m in spec.metrics]})

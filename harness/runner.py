@@ -15,11 +15,13 @@ from tqdm.auto import tqdm
 from .cache import request_key
 from .distributed import current
 from .errors import UserError
+from .models.backend import Backend
 from .models.requests import GenerateRequest, LoglikelihoodRequest
 from .prompts import PromptConfig, build_context, continuations, pick_fewshot
 from .scoring.score import by_category, reasoning_traces, score_record, summarise
 from .taskregistry import Task
-from .templates import TOKENIZER_TEMPLATE, template_stops
+from .taskspec import Mode
+from .templates import RAW_TEMPLATE, TOKENIZER_TEMPLATE, template_stops
 
 CHUNK = 256  # requests a cache commit
 
@@ -30,7 +32,6 @@ class RunOptions:
     num_fewshot: Optional[int] = None  # None: each task's default
     limit: Optional[int] = None
     seed: int = 1234
-    template_name: str = "raw"
     cloze_norm: Optional[str] = None  # None: not asked for; cloze mode then normalises by characters
     progress: bool = True
 
@@ -50,14 +51,17 @@ class TaskOutcome:
     extras: dict = field(default_factory=dict)
 
 
-def task_mode(task: Task, requested: Optional[str]) -> str:
+def task_mode(task: Task, requested: Optional[str]) -> Mode:
     if task.spec.kind == "generation":
-        return "generate"
-    return requested or task.spec.mode
+        return Mode.GENERATE
+    return Mode(requested) if requested else task.spec.mode
 
 
-def build_requests(task: Task, opts: RunOptions, tokenizer=None) -> tuple[list, list[dict], int, int]:
-    """(requests, records without responses, k-shot, items in the file)."""
+def build_requests(task: Task, opts: RunOptions, tokenizer=None,
+                   template_name: str = RAW_TEMPLATE) -> tuple[list, list[dict], int, int]:
+    """(requests, records without responses, k-shot, items in the file). ``template_name``:
+    the run's chat template (``ModelArgs.template_name``, its one source); ``tokenizer``:
+    needed for the tokenizer's own template only."""
     spec = task.spec
     mode = task_mode(task, opts.mode)
     k = spec.num_fewshot if opts.num_fewshot is None else opts.num_fewshot
@@ -72,9 +76,9 @@ def build_requests(task: Task, opts: RunOptions, tokenizer=None) -> tuple[list, 
     if k and len(pool) < k:
         raise UserError(f"task {task.name!r}: --num_fewshot {k} needs {k} examples but {task.fewshot_path} "
                         f"holds {len(pool)}; lower --num_fewshot to {len(pool)} or less")
-    cfg = PromptConfig(mode=mode, num_fewshot=k, seed=opts.seed, template_name=opts.template_name)
+    cfg = PromptConfig(mode=mode, num_fewshot=k, seed=opts.seed, template_name=template_name)
     requests, records = [], []
-    stops = tuple(spec.generation.stop) + template_stops(opts.template_name)
+    stops = tuple(spec.generation.stop) + template_stops(template_name)
     for i, sample in enumerate(samples):
         shots = pick_fewshot(pool, sample, k, opts.seed, task.name, pool_is_own_file=not task.fewshot_path)
         context = build_context(spec, sample, shots, cfg, tokenizer)
@@ -92,12 +96,13 @@ def build_requests(task: Task, opts: RunOptions, tokenizer=None) -> tuple[list, 
 
 
 def _request_payload(req: Any) -> tuple[str, Any]:
+    # the request kinds of the response cache's keys (cloze asks loglikelihood requests)
     if isinstance(req, LoglikelihoodRequest):
         return "loglikelihood", [req.context, list(req.continuations)]
     return "generate", [req.context, req.max_new_tokens, list(req.stop)]
 
 
-def compute(backend, cache, model_fp: str, requests: list, progress: bool,
+def compute(backend: Backend, cache, model_fp: str, requests: list, progress: bool,
             desc: str) -> tuple[list, int, list[int]]:
     """Responses for every request, from the cache where possible; (responses, computed,
     computed by each process).
@@ -136,12 +141,13 @@ def compute(backend, cache, model_fp: str, requests: list, progress: bool,
     return [found[k] for k in keys], len(todo), shards
 
 
-def run_task(task: Task, backend, cache, model_fp: str, opts: RunOptions) -> TaskOutcome:
+def run_task(task: Task, backend: Backend, cache, model_fp: str, opts: RunOptions,
+             template_name: str = RAW_TEMPLATE) -> TaskOutcome:
     started = time.perf_counter()
     # The tokenizer only renders its own chat template; not asking for it otherwise lets the HF
     # backend skip loading it when every answer is in the response cache (models/hf.py).
-    tokenizer = backend.tokenizer if opts.template_name == TOKENIZER_TEMPLATE else None
-    requests, records, k, n_original = build_requests(task, opts, tokenizer)
+    tokenizer = backend.tokenizer if template_name == TOKENIZER_TEMPLATE else None
+    requests, records, k, n_original = build_requests(task, opts, tokenizer, template_name)
     responses, computed, shards = compute(backend, cache, model_fp, requests, opts.progress, task.name)
     for record, resp in zip(records, responses):
         record["resps"] = resp
@@ -151,7 +157,7 @@ def run_task(task: Task, backend, cache, model_fp: str, opts: RunOptions) -> Tas
     # not scored, and how many generated outputs carried a reasoning trace
     if task.skipped_rows:
         extras["skipped_rows"] = list(task.skipped_rows)
-    if records[0]["mode"] == "generate":
+    if records[0]["mode"] == Mode.GENERATE:
         extras["reasoning_traces"] = reasoning_traces(records)
     return TaskOutcome(task=task, mode=records[0]["mode"], num_fewshot=k, records=records,
                        metrics=summarise(task.spec, records), categories=by_category(task.spec, records),

@@ -22,6 +22,7 @@ one warning that lists them (the default, ``error``, refuses the file listing th
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Literal, Optional, Union
 
@@ -30,7 +31,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import UserError
 
-MODES = ("loglikelihood", "cloze", "generate")
+class Mode(str, Enum):
+    """How a multiple-choice item is scored (generation tasks always generate). A ``str``
+    enum: equal to its value, so records and results files keep plain strings."""
+
+    LOGLIKELIHOOD = "loglikelihood"  # the options' summed log-probabilities after the lettered question
+    CLOZE = "cloze"  # the option texts as continuations of the bare question, length-normalised
+    GENERATE = "generate"  # the model writes its answer; an extractor reads the letters
+
+    def __str__(self) -> str:
+        return self.value
+
+
+MODES = tuple(m.value for m in Mode)
 
 
 class _Strict(BaseModel):
@@ -71,7 +84,7 @@ class TaskSpec(_Strict):
     # For generation tasks: how the input is put to the model ({input} is the item's text).
     prompt: str = "{input}"
     answer_prefix: str = "答案："
-    default_mode: Optional[Literal["loglikelihood", "cloze", "generate"]] = None
+    default_mode: Optional[Mode] = None
     num_fewshot: int = Field(0, ge=0, le=25)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     metrics: list[str]
@@ -84,7 +97,7 @@ class TaskSpec(_Strict):
     def mode(self) -> str:
         if self.default_mode:
             return self.default_mode
-        return "loglikelihood" if self.kind == "multiple_choice" else "generate"
+        return Mode.LOGLIKELIHOOD if self.kind == "multiple_choice" else Mode.GENERATE
 
     @property
     def main_metric(self) -> str:
@@ -149,5 +162,5 @@ def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:
 def _check_task(spec: TaskSpec, path: Path) -> None:
     if spec.primary_metric and spec.primary_metric not in spec.metrics:
         raise UserError(f"{path}: primary_metric {spec.primary_metric!r} is not in metrics {spec.metrics}")
-    if spec.kind == "generation" and spec.default_mode not in (None, "generate"):
+    if spec.kind == "generation" and spec.default_mode not in (None, Mode.GENERATE):
         raise UserError(f"{path}: a generation task scores in 'generate' mode only; remove default_mode")

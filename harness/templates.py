@@ -37,6 +37,10 @@ class Template:
         return "".join(parts)
 
 
+TOKENIZER_TEMPLATE = "tokenizer"
+RAW_TEMPLATE = "raw"  # the scoring default: base and continued-pretraining checkpoints know no template
+CHAT_TEMPLATE = "vicuna"  # the chat and training default, as the original AiMed tools had it
+
 TEMPLATES: Registry[Template] = Registry("chat template")
 
 _VICUNA_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. "
@@ -45,7 +49,7 @@ _ALPACA_SYSTEM = ("Below is an instruction that describes a task. "
                   "Write a response that appropriately completes the request.")
 
 for _t in (
-    Template("raw"),
+    Template(RAW_TEMPLATE),
     Template("vicuna", system=_VICUNA_SYSTEM, system_fmt="{system} ", user_fmt="USER: {content} ",
              assistant_open="ASSISTANT:", assistant_fmt="{content}</s>", stop=("USER:",)),
     Template("alpaca", system=_ALPACA_SYSTEM, system_fmt="{system}\n\n",
@@ -66,7 +70,6 @@ for _t in (
     TEMPLATES.add(_t.name, _t)
 TEMPLATES.add("qwen", TEMPLATES.get("chatml"))
 
-TOKENIZER_TEMPLATE = "tokenizer"
 
 
 def template_names() -> list[str]:

@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Optional
 
-from aimed.harness.evaluate import MANIFEST
+from aimed.harness.manifest import MANIFEST
 
 from .base import StageConfig, StageResult
 from .lineage import Parent
@@ -132,8 +132,7 @@ class CheckpointScorer:
         args = ModelArgs(model=self.base_folder if self.adapter else str(folder),
                          lora_model=[str(folder)] if self.adapter else [], template_name=c.template_name,
                          dtype=c.dtype, only_cpu=c.only_cpu)
-        opts = RunOptions(mode=c.eval_mode, limit=c.eval_limit, seed=c.seed, template_name=c.template_name,
-                          progress=False)
+        opts = RunOptions(mode=c.eval_mode, limit=c.eval_limit, seed=c.seed, progress=False)
         out = folder.parent / "eval" / folder.name
         try:
             result = evaluate(args, list(c.eval_tasks), opts, output_dir=out, use_cache=False, overwrite=True,

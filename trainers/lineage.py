@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from aimed.harness.errors import UserError
-from aimed.harness.evaluate import read_manifest
+from aimed.harness.manifest import read_manifest
 
 from .base import StageConfig
 

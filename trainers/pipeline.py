@@ -108,7 +108,7 @@ def score_base(config: PipelineConfig, base: BaseModelSpec) -> Path:
     args = ModelArgs(model=base.model, template_name=_template(config, base), dtype=str(keys.get("dtype", "auto")),
                      only_cpu=bool(keys.get("only_cpu", False)))
     opts = RunOptions(mode=config.eval_mode, limit=config.eval_limit, seed=int(keys.get("seed", 42)),
-                      template_name=_template(config, base), progress=False)
+                      progress=False)
     out = config.output_root / base.name / BASE_EVAL
     result = evaluate(args, list(config.eval_tasks), opts, output_dir=out, use_cache=False, overwrite=True,
                       meta={"stage": "base", "base_model": base.name})

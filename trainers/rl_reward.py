@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from aimed.harness.errors import UserError
-from aimed.harness.evaluate import read_manifest
+from aimed.harness.manifest import read_manifest
 
 
 def check_reward_model(folder: str) -> Path:

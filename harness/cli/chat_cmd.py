@@ -10,39 +10,19 @@ from __future__ import annotations
 import argparse
 
 from .. import flag_types
+from ..flags.generation import add_generation_flags, generation_config
+from ..flags.model import add_model_flags, model_args
 from ..help_text import user_help
-from .model_flags import add_model_flags, model_args
+from ..templates import CHAT_TEMPLATE
 
 CLEAR = ("clear", "/clear")
 QUIT = ("exit", "quit", "/exit", "/quit")
 
 
-def add_generation_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("generation")
-    g.add_argument("--max_new_tokens", type=flag_types.positive_int, default=512, help="longest reply, in tokens (default: 512)")
-    g.add_argument("--temperature", type=float, default=0.7, help="0 for greedy decoding (default: 0.7)")
-    g.add_argument("--top_p", type=float, default=0.9, help="nucleus sampling (default: 0.9)")
-    g.add_argument("--repetition_penalty", type=float, default=1.0, help="default: 1.0 (none)")
-    g.add_argument("--seed", type=int, default=None, help="seed sampling, for repeatable replies")
-    g.add_argument("--system_prompt", default=None, help="replace the template's system prompt")
-
-
-def generation_config(ns: argparse.Namespace):
-    from ..errors import UserError
-    from ..inference import GenerationConfig
-
-    if ns.max_new_tokens < 1:
-        raise UserError("--max_new_tokens: give at least 1")
-    if ns.temperature < 0 or not 0 < ns.top_p <= 1:
-        raise UserError("--temperature must be >= 0 and --top_p in (0, 1]")
-    return GenerationConfig(max_new_tokens=ns.max_new_tokens, temperature=ns.temperature, top_p=ns.top_p,
-                            repetition_penalty=ns.repetition_penalty, seed=ns.seed)
-
-
 def add_parser(sub) -> None:
     p = sub.add_parser("chat", help="chat with a checkpoint in the terminal",
                        description=user_help(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_flags(p, template_default="vicuna")
+    add_model_flags(p, template_default=CHAT_TEMPLATE)
     add_generation_flags(p)
     p.add_argument("--max_history", type=flag_types.non_negative_int, default=10, help="turns kept as context (default: 10)")
     p.set_defaults(func=run)

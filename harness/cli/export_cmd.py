@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..help_text import user_help
-from ..taskspec import MODES
-from ..templates import template_names
+from ..flags.scoring import add_prompt_flags
+from ..templates import RAW_TEMPLATE, template_names
 
 
 def add_parser(sub) -> None:
@@ -23,14 +23,9 @@ def add_parser(sub) -> None:
                        description=user_help(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", required=True, help="tasks, groups or spec files, comma-separated")
     p.add_argument("--out", type=Path, required=True, help="folder for the YAMLs and data (lm_eval --include_path)")
-    p.add_argument("--mode", choices=MODES, default=None,
-                   help="multiple-choice scoring: loglikelihood | cloze | generate (default: per task)")
-    p.add_argument("--num_fewshot", type=int, default=None,
-                   help="few-shot examples baked into each prompt (default: per task)")
-    p.add_argument("--limit", type=int, default=None, help="export only the first N items of each task")
-    p.add_argument("--seed", type=int, default=1234, help="seed for few-shot sampling (as for `run`)")
-    p.add_argument("--template_name", default="raw", choices=template_names(), metavar="NAME",
-                   help=f"chat template baked into the prompts: {', '.join(template_names())} (default: raw)")
+    add_prompt_flags(p, verb="export")
+    p.add_argument("--template_name", default=RAW_TEMPLATE, choices=template_names(), metavar="NAME",
+                   help=f"chat template baked into the prompts: {', '.join(template_names())} (default: {RAW_TEMPLATE})")
     p.add_argument("--tokenizer_path", "--model", dest="tokenizer_path", default=None,
                    help="tokenizer folder; needed only for --template_name tokenizer")
     p.add_argument("--trust_remote_code", action="store_true", help="allow the tokenizer's own Python code")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..help_text import user_help
-from .model_flags import add_model_flags, model_args
+from ..flags.model import add_model_flags, model_args
 
 
 def add_parser(sub) -> None:

@@ -11,16 +11,17 @@ from .. import flag_types
 from ..errors import UserError
 from ..distributed import finish, world
 from ..evaluate import default_output_dir, iter_runs
+from ..flags.backend import add_backend_flags, backend_options
+from ..flags.model import add_model_flags, model_args
+from ..flags.scoring import add_prompt_flags
 from ..help_text import user_help
 from ..index import DB_ENV, connect, default_db, index_fault, record_run_dir
 from ..index_lookup import remember_index
 from ..models.adapters import plan_runs, run_names
+from ..models.backend import backend_kind, check_options
 from ..owned import protected_reason
 from ..runner import RunOptions
 from ..scoring.score import CLOZE_NORMS
-from ..taskspec import MODES
-from .backend_flags import add_backend_flags, make_backend
-from .model_flags import add_model_flags, model_args
 from .summary import print_summary
 from .tasks_cmd import SKIP_HELP, SkipBadRows
 
@@ -31,13 +32,9 @@ def add_parser(sub) -> None:
     add_backend_flags(p)
     p.add_argument("--tasks", default="medqa", help="tasks, groups or spec files, comma-separated "
                    "(default: medqa, the suite)")
-    p.add_argument("--mode", choices=MODES, default=None,
-                   help="multiple-choice scoring: loglikelihood | cloze | generate (default: per task)")
     p.add_argument("--cloze_norm", choices=CLOZE_NORMS, default=None,
                    help="cloze mode's length normalisation (default: char)")
-    p.add_argument("--num_fewshot", type=int, default=None, help="few-shot examples (default: per task)")
-    p.add_argument("--seed", type=int, default=1234, help="seed for few-shot sampling")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N items of each task")
+    add_prompt_flags(p)
     p.add_argument("--batch_size", default="auto", help="N or auto")
     p.add_argument("--output_dir", type=Path, default=None, help="run folder (default: aimed_runs/<model>-<time>); with several "
                    "adapters, the folder that holds one run folder an adapter")
@@ -68,32 +65,32 @@ def run(ns: argparse.Namespace) -> int:
         hf_logging.disable_progress_bar()
     args = model_args(ns)
     opts = RunOptions(mode=ns.mode, num_fewshot=ns.num_fewshot, limit=ns.limit, seed=ns.seed,
-                      template_name=ns.template_name, cloze_norm=ns.cloze_norm, progress=not ns.quiet)
+                      cloze_norm=ns.cloze_norm, progress=not ns.quiet)
     names = [t.strip() for t in ns.tasks.split(",") if t.strip()]
     meta = parse_meta(ns.meta)
-    runs = plan_runs(args) if ns.backend != "openai" else [args]
+    kind, options = backend_kind(ns.backend), backend_options(ns)
+    check_options(kind, options)
+    # several adapters are several runs on one loaded base; a server's model is one run
+    runs = plan_runs(args) if kind.local_weights else [args]
     output_dirs = run_folders(runs, ns.output_dir)
     db_path = None if ns.no_index else (ns.db or default_db(output_dirs[0].parent))
     cache_dir = None if ns.no_cache else (ns.cache_dir or default_cache_dir())
     check_outside_runs(output_dirs, {"--db": db_path, "--cache_dir": cache_dir})
     if db_path is not None and db_path.exists():  # a bad --db fails now, not after the (slow) run
         connect(db_path).close()
-    if ns.backend == "vllm":
-        from ..models.vllm_backend import import_vllm
-
-        import_vllm()  # a missing package is said before any other work
+    if kind.preflight:
+        kind.preflight()  # a missing package is said before any other work
     if ns.gpus:  # before the process group touches CUDA
         os.environ["CUDA_VISIBLE_DEVICES"] = ns.gpus
     procs = world()
-    if procs.size > 1 and ns.backend != "hf":
+    if procs.size > 1 and not kind.data_parallel:
         finish(ok=False)
         raise UserError(f"--backend {ns.backend}: data-parallel launches are for --backend hf; run one process "
                         "(vLLM and servers batch across requests themselves)")
     ok = False
     try:
-        for result in iter_runs(runs, names, opts, output_dirs, cache_dir=cache_dir,
-                                use_cache=not ns.no_cache, batch_size=ns.batch_size, overwrite=ns.overwrite,
-                                meta=meta, backend_factory=lambda: make_backend(ns, runs)):
+        for result in iter_runs(runs, names, opts, output_dirs, cache_dir=cache_dir, use_cache=not ns.no_cache,
+                                overwrite=ns.overwrite, backend=ns.backend, backend_options=options, meta=meta):
             if not procs.is_main:  # data-parallel launches: rank 0 alone prints and records
                 continue
             if len(runs) > 1:

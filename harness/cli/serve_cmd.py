@@ -16,8 +16,8 @@ import os
 from .. import flag_types
 from ..errors import UserError
 from ..help_text import user_help
-from .chat_cmd import add_generation_flags, generation_config
-from .model_flags import add_model_flags, model_args
+from ..flags.generation import add_generation_flags, generation_config
+from ..flags.model import add_model_flags, model_args
 
 KEY_ENV = "AIMED_API_KEY"
 
@@ -43,7 +43,8 @@ def run(ns: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..cache import NoCache
-    from ..evaluate import model_fingerprint
+    from ..evaluate import folder_hasher
+    from ..models.fingerprint import checkpoint_fingerprint
     from ..inference import ChatModel
     from ..server.app import Limits, make_server
     from ..server.engine import Engine
@@ -55,7 +56,10 @@ def run(ns: argparse.Namespace) -> int:
     args = model_args(ns)
     bot = ChatModel.from_args(args, system=ns.system_prompt, generation=generation_config(ns))
     name = ns.served_model_name or Path(ns.model.rstrip("/")).name
-    engine = Engine(bot, name, model_fingerprint(bot, args, NoCache()))
+    info = bot.info
+    fingerprint = checkpoint_fingerprint(info.model_folder, info.adapter_folders, args, info.dtype,
+                                         folder_hasher(NoCache()))
+    engine = Engine(bot, name, fingerprint)
     try:
         server = make_server(engine, ns.host, ns.port, limits, ns.api_key or os.environ.get(KEY_ENV))
     except OSError as exc:

@@ -6,10 +6,10 @@ import argparse
 
 from .. import flag_types
 from ..models.args import ModelArgs
-from ..templates import template_names
+from ..templates import RAW_TEMPLATE, template_names
 
 
-def add_model_flags(p: argparse.ArgumentParser, required: bool = True, template_default: str = "raw",
+def add_model_flags(p: argparse.ArgumentParser, required: bool = True, template_default: str = RAW_TEMPLATE,
                     several: bool = False) -> None:
     """``template_default``: raw for scoring (base checkpoints), vicuna for chatting, as the
     original tools did. ``several``: the command (``run``) takes a,b,c adapters, each on

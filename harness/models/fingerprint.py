@@ -44,3 +44,19 @@ def folder_fingerprint(folder: Path, memo: Optional[FileHashMemo] = None) -> str
 
 def combine(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def checkpoint_fingerprint(model_folder: str, adapter_folders: list[str], args, dtype: str,
+                           hash_folder: Callable[[Path], str], engine: Optional[str] = None) -> str:
+    """A local checkpoint's fingerprint: its files, its adapters' and tokenizer's, and the
+    options that change its answers (template, dtype, resized embeddings). ``engine``: a
+    backend other than ``hf`` (another engine's kernels give other numbers). ``args``: the
+    run's ``ModelArgs``."""
+    parts = [hash_folder(Path(model_folder))]
+    parts += [hash_folder(Path(a)) for a in adapter_folders]
+    if args.tokenizer_path:
+        parts.append(hash_folder(Path(args.tokenizer_path)))
+    parts += [f"template={args.template_name}", f"dtype={dtype}", f"resize={args.resize_emb}"]
+    if engine:
+        parts.append(f"backend={engine}")
+    return combine(*parts)

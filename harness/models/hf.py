@@ -20,6 +20,8 @@ from typing import Iterable, Optional, Sequence
 import torch
 
 from .args import ModelArgs
+from .backend import BackendKind, BackendOptions, HashFolder
+from .fingerprint import checkpoint_fingerprint
 from .loading import checkpoint_info, load_model, load_tokenizer
 from .requests import ContinuationScore, GenerateRequest, LoglikelihoodRequest, cut_at_stop
 from . import hf_fast
@@ -34,7 +36,7 @@ class HFBackend:
         # every request is in the response cache loads neither (evaluate() fingerprints the
         # files named in info; runner asks for the tokenizer only for its chat template).
         self.info = checkpoint_info(args)
-        self.device = self.info["device"]
+        self.device = self.info.device
         self._model = self._tokenizer = None
         self.batch_size = batch_size
         self.fast = fast  # False: the plain paths (reference, and fallback)
@@ -43,21 +45,20 @@ class HFBackend:
     @property
     def model(self):
         if self._model is None:
-            self._model, self._tokenizer, info = load_model(self.args, self.info, self._tokenizer)
-            self.info.update(info)
+            self._model, self._tokenizer, self.info = load_model(self.args, self.info, self._tokenizer)
         return self._model
 
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.args, Path(self.info["model_folder"]))
+            self._tokenizer = load_tokenizer(self.args, Path(self.info.model_folder))
         return self._tokenizer
 
     @property
     def max_length(self) -> int:
-        if "max_length" not in self.info:
+        if self.info.max_length is None:
             self.model  # loading the model records it
-        return self.info["max_length"]
+        return self.info.max_length
 
     def use_adapter(self, folder: str) -> None:
         """Score with another LoRA adapter of the loaded base (``models/adapters.py``)."""
@@ -65,8 +66,12 @@ class HFBackend:
 
         from .adapters import swap_adapter
 
-        self.info["adapter_folders"] = [swap_adapter(self.model, folder)]
+        self.info.adapter_folders = [swap_adapter(self.model, folder)]
         self.args = replace(self.args, lora_model=[folder])
+
+    def fingerprint(self, args: ModelArgs, hash_folder: HashFolder) -> str:
+        return checkpoint_fingerprint(self.info.model_folder, self.info.adapter_folders, args, self.info.dtype,
+                                      hash_folder)
 
     # ---- tokenisation -------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -321,3 +326,11 @@ class HFBackend:
 def _advance(bar, n: int) -> None:
     if bar is not None and n:
         bar.update(int(n))
+
+
+def _build(options: BackendOptions, runs: list[ModelArgs]) -> HFBackend:
+    return HFBackend(runs[0], batch_size=options.batch_size)
+
+
+KIND = BackendKind(name="hf", summary="load the checkpoint here, with transformers and peft (default)",
+                   build=_build, data_parallel=True)

@@ -7,11 +7,13 @@ import os
 import pickle
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import UserError
 from .args import ModelArgs
+from .backend import CheckpointInfo
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -153,7 +155,7 @@ def load_tokenizer(args: ModelArgs, model_folder: Optional[Path]):
     return tok
 
 
-def checkpoint_info(args: ModelArgs) -> dict:
+def checkpoint_info(args: ModelArgs) -> CheckpointInfo:
     """The checked folders, device and dtype, without loading weights or tokenizer: what a
     run records and fingerprints (a rerun served from the response cache needs no more)."""
     folder = local_folder(args.model, "--model")
@@ -174,20 +176,21 @@ def checkpoint_info(args: ModelArgs) -> dict:
         adapters.append(afolder)
     device = resolve_device(args)
     dtype = resolve_dtype(args.dtype, device)
-    return {"model_folder": str(folder), "adapter_folders": [str(a) for a in adapters],
-            "device": device, "dtype": str(dtype).replace("torch.", "")}
+    return CheckpointInfo(model_folder=str(folder), adapter_folders=[str(a) for a in adapters],
+                          device=device, dtype=str(dtype).replace("torch.", ""))
 
 
-def load_model(args: ModelArgs, checked: Optional[dict] = None, tokenizer: Any = None) -> tuple[Any, Any, dict]:
+def load_model(args: ModelArgs, checked: Optional[CheckpointInfo] = None,
+               tokenizer: Any = None) -> tuple[Any, Any, CheckpointInfo]:
     """(model in eval mode, tokenizer, info). info records folders, device, dtype and max
     length. ``checked``: checkpoint_info(args) when the caller has it; ``tokenizer``: one
     already loaded with load_tokenizer(args, ...)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    info = dict(checked or checkpoint_info(args))
-    folder, adapters = Path(info["model_folder"]), [Path(a) for a in info["adapter_folders"]]
-    device, dtype = info["device"], getattr(torch, info["dtype"])
+    info = replace(checked) if checked else checkpoint_info(args)
+    folder, adapters = Path(info.model_folder), [Path(a) for a in info.adapter_folders]
+    device, dtype = info.device, getattr(torch, info.dtype)
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(args, folder)
     try:
         model = AutoModelForCausalLM.from_pretrained(
@@ -213,7 +216,7 @@ def load_model(args: ModelArgs, checked: Optional[dict] = None, tokenizer: Any =
             raise UserError(adapter_mismatch(adapters[0], folder, exc)) from None
     model.to(device)
     model.eval()  # callers score under torch.no_grad(); grad mode stays the caller's (trainers need it)
-    info["max_length"] = _max_length(model, tokenizer)
+    info.max_length = _max_length(model, tokenizer)
     return model, tokenizer, info
 
 

@@ -17,6 +17,7 @@ does), the checkpoint's fingerprint.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 import urllib.error
@@ -25,6 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional, Sequence
 
 from ..errors import UserError
+from ..templates import TOKENIZER_TEMPLATE
+from .args import ModelArgs
+from .backend import BackendKind, BackendOptions, CheckpointInfo, HashFolder
 from .fingerprint import combine
 from .requests import ContinuationScore, GenerateRequest, LoglikelihoodRequest, cut_at_stop
 
@@ -43,17 +47,29 @@ class OpenAIBackend:
         self.concurrency = max(1, concurrency)
         self.max_retries = max_retries
         self.timeout = timeout
-        self.tokenizer = tokenizer  # only for --template_name tokenizer prompts
+        self._tokenizer = tokenizer  # only for --template_name tokenizer prompts
         listed = self._request("GET", "/models")
         entry = next((m for m in listed.get("data", []) if m.get("id") == model), None)
         if entry is None:
             ids = ", ".join(m.get("id", "?") for m in listed.get("data", [])) or "none"
             raise UserError(f"--model {model}: not served at {self.base_url} (it serves: {ids})")
         self.served_fingerprint = entry.get("aimed_fingerprint")
-        self.info = {"model_folder": None, "adapter_folders": [], "device": self.base_url, "dtype": "remote",
-                     "max_length": None, "served_fingerprint": self.served_fingerprint}
+        self.info = CheckpointInfo(model_folder=None, device=self.base_url, dtype="remote",
+                                   served_fingerprint=self.served_fingerprint)
 
-    def fingerprint(self) -> str:
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            raise UserError("--template_name tokenizer with --backend openai: give --tokenizer_path")
+        return self._tokenizer
+
+    def use_adapter(self, folder: str) -> None:
+        raise UserError("--lora_model applies to backends that load the model here; serve the adapter "
+                        "and name it with --model")
+
+    def fingerprint(self, args: ModelArgs, hash_folder: HashFolder) -> str:
+        # the server's weights are not here to hash: its address, the model id and what it
+        # reports of its checkpoint (aimed-eval serve reports the checkpoint's fingerprint)
         return combine("openai", self.base_url, self.model, self.served_fingerprint or "unknown-weights")
 
     # ---- HTTP ---------------------------------------------------------------------
@@ -134,3 +150,28 @@ def _error_message(exc: urllib.error.HTTPError) -> str:
         return json.loads(exc.read())["error"]["message"]
     except Exception:  # any body at all: the status line says enough
         return exc.reason or ""
+
+
+def _build(options: BackendOptions, runs: list[ModelArgs]) -> OpenAIBackend:
+    args = runs[0]
+    if not options.base_url:
+        raise UserError("--backend openai: give --base_url, e.g. http://127.0.0.1:8000/v1")
+    if options.concurrency < 1 or options.max_retries < 0 or options.request_timeout <= 0:
+        raise UserError("--concurrency must be >= 1, --max_retries >= 0 and --request_timeout > 0")
+    if args.lora_model or args.resize_emb:
+        raise UserError("--lora_model/--resize_emb apply to --backend hf; serve the adapter and name it with --model")
+    tokenizer = None
+    if args.template_name == TOKENIZER_TEMPLATE:
+        if not args.tokenizer_path:
+            raise UserError("--template_name tokenizer with --backend openai: give --tokenizer_path")
+        from .loading import load_tokenizer
+
+        tokenizer = load_tokenizer(ModelArgs(model=args.model, tokenizer_path=args.tokenizer_path), None)
+    return OpenAIBackend(options.base_url, args.model, api_key=options.api_key or os.environ.get("OPENAI_API_KEY"),
+                         concurrency=options.concurrency, max_retries=options.max_retries,
+                         timeout=options.request_timeout, tokenizer=tokenizer)
+
+
+KIND = BackendKind(name="openai", summary="an OpenAI-compatible server (--model is then the id it serves)",
+                   build=_build, local_weights=False,
+                   takes=frozenset({"base_url", "api_key", "concurrency", "max_retries", "request_timeout"}))

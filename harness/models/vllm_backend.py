@@ -27,6 +27,8 @@ from typing import Any, Optional, Sequence
 
 from ..errors import UserError
 from .args import ModelArgs
+from .backend import BackendKind, BackendOptions, CheckpointInfo, HashFolder
+from .fingerprint import checkpoint_fingerprint
 from .requests import ContinuationScore, GenerateRequest, LoglikelihoodRequest, cut_at_stop
 
 INSTALL = "pip install 'aimed-eval[vllm]'"
@@ -142,8 +144,8 @@ class VLLMBackend:
         self._lora_cls, self._lora, self._lora_ids = LoRARequest, None, 0
         config = self.llm.model_config
         self.max_length = int(config.max_model_len)
-        self.info = {"model_folder": str(folder), "adapter_folders": [], "device": "cuda (vllm)",
-                     "dtype": str(config.dtype).replace("torch.", ""), "max_length": self.max_length}
+        self.info = CheckpointInfo(model_folder=str(folder), device="cuda (vllm)",
+                                   dtype=str(config.dtype).replace("torch.", ""), max_length=self.max_length)
         if args.lora_model:
             self.use_adapter(args.lora_model[0])
 
@@ -153,7 +155,11 @@ class VLLMBackend:
             raise UserError(f"--lora_model {folder}: no adapter_config.json there; give a LoRA adapter folder")
         self._lora_ids += 1  # vLLM keys loaded adapters by this id: a new one for each adapter
         self._lora = self._lora_cls(path.name, self._lora_ids, str(path))
-        self.info["adapter_folders"] = [str(path)]
+        self.info.adapter_folders = [str(path)]
+
+    def fingerprint(self, args: ModelArgs, hash_folder: HashFolder) -> str:
+        return checkpoint_fingerprint(self.info.model_folder, self.info.adapter_folders, args, self.info.dtype,
+                                      hash_folder, engine=self.name)
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
@@ -187,3 +193,11 @@ class VLLMBackend:
         if bar is not None:
             bar.update(len(requests))
         return [cut_at_stop(out.outputs[0].text, req.stop) for out, req in zip(outputs, requests)]
+
+
+def _build(options: BackendOptions, runs: list[ModelArgs]) -> VLLMBackend:
+    return VLLMBackend(runs[0], adapter_folders=[a for r in runs for a in r.lora_model])
+
+
+KIND = BackendKind(name="vllm", summary=f"load the checkpoint into vLLM on the GPU ({INSTALL})",
+                   build=_build, preflight=import_vllm)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..samples import Sample
-from ..taskspec import TaskSpec
+from ..taskspec import Mode, TaskSpec
 from .choose import choose, normalise
 from .extract import extract_choice, split_reasoning
 from .metrics import METRICS, NO_ANSWER
@@ -34,10 +34,10 @@ def predict(spec: TaskSpec, sample: Sample, mode: str, resp: Any, cloze_norm: st
     """The prediction: a tuple of letters (multiple choice) or the generated text."""
     if spec.kind == "generation":
         return resp.strip()
-    if mode == "generate":
+    if mode == Mode.GENERATE:
         return extract_choice(split_reasoning(resp)[0], sample.options, sample.is_multi_answer)
     letters = list(sample.options)
-    if mode == "cloze":
+    if mode == Mode.CLOZE:
         how = cloze_norm
         scores = {k: normalise(r[0], r[1], len(sample.options[k]), how) for k, r in zip(letters, resp)}
     else:
@@ -49,7 +49,7 @@ def reported_metrics(spec: TaskSpec, mode: str) -> list[str]:
     """The per-item metrics a task reports in a mode: its own, plus ``no_answer`` for
     generate-mode multiple choice."""
     names = list(spec.metrics)
-    if spec.kind == "multiple_choice" and mode == "generate" and NO_ANSWER.name not in names:
+    if spec.kind == "multiple_choice" and mode == Mode.GENERATE and NO_ANSWER.name not in names:
         names.append(NO_ANSWER.name)
     return names
 
@@ -60,7 +60,7 @@ def score_record(spec: TaskSpec, record: dict, cloze_norm: str = "char") -> dict
     mode = record["mode"]
     pred = predict(spec, sample, mode, record["resps"], cloze_norm)
     record["filtered_resps"] = list(pred) if isinstance(pred, tuple) else pred
-    if mode == "generate" and isinstance(record["resps"], str):
+    if mode == Mode.GENERATE and isinstance(record["resps"], str):
         if split_reasoning(record["resps"])[1]:
             record["reasoning_trace"] = True
         else:
@@ -76,7 +76,7 @@ def summarise(spec: TaskSpec, records: list[dict], with_protocol: bool = True) -
     """metric -> (value, standard error, items it applied to); the protocol's metrics last."""
     mode = records[0]["mode"] if records else spec.mode
     out = {name: METRICS.get(name).summarise([r.get(name) for r in records]) for name in reported_metrics(spec, mode)}
-    if with_protocol and spec.protocol and mode == "generate" and records:
+    if with_protocol and spec.protocol and mode == Mode.GENERATE and records:
         protocol = PROTOCOLS.get(spec.protocol)
         samples = [sample_from_doc(r["doc"]) for r in records]
         outputs = [r["resps"] for r in records]

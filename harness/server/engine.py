@@ -41,7 +41,7 @@ class Engine:
         self.bot = bot
         self.model_name = model_name
         self.fingerprint = fingerprint
-        self.max_length = bot.info["max_length"]
+        self.max_length = bot.info.max_length
 
     # ---- prompts ------------------------------------------------------------------
     def chat_prompt(self, messages: list[dict]) -> str:
@@ -90,7 +90,7 @@ class Engine:
         if not ids:
             return {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}, 0
         with self.bot._lock, torch.no_grad():
-            logits = self.bot.model(input_ids=torch.tensor([ids], device=self.bot.info["device"])).logits[0]
+            logits = self.bot.model(input_ids=torch.tensor([ids], device=self.bot.info.device)).logits[0]
         logp = torch.log_softmax(logits.float(), dim=-1)  # [T, V]; row t predicts token t+1
         chosen = logp[:-1].gather(1, torch.tensor(ids[1:], device=logp.device)[:, None])[:, 0].tolist()
         tokens = [tok.decode([i]) for i in ids]

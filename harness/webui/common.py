@@ -13,8 +13,8 @@ import argparse
 from typing import Iterable
 
 from .. import flag_types
-from ..cli.chat_cmd import add_generation_flags, generation_config
-from ..cli.model_flags import add_model_flags, model_args
+from ..flags.generation import add_generation_flags, generation_config
+from ..flags.model import add_model_flags, model_args
 from ..errors import UserError
 
 TITLE = "AiMed chat"

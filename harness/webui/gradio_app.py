@@ -28,8 +28,8 @@ def build_demo(bot, max_history: int = 10) -> gr.ChatInterface:
             yield reply.lstrip()
         yield reply.strip()  # the same text ChatModel.chat returns
 
-    model = bot.info.get("model_folder", "")
-    adapters = " + ".join(bot.info.get("adapter_folders", []))
+    model = bot.info.model_folder or ""
+    adapters = " + ".join(bot.info.adapter_folders)
     return gr.ChatInterface(
         respond,
         title=TITLE,

@@ -33,8 +33,8 @@ except UserError as exc:  # a hub id that cannot be fetched, a damaged checkpoin
 
 messages = st.session_state.setdefault("messages", [])
 with st.sidebar:
-    adapters = " + ".join(bot.info["adapter_folders"])
-    st.caption(f"model: `{bot.info['model_folder']}`" + (f" + `{adapters}`" if adapters else "")
+    adapters = " + ".join(bot.info.adapter_folders)
+    st.caption(f"model: `{bot.info.model_folder}`" + (f" + `{adapters}`" if adapters else "")
                + f"  \ntemplate: `{bot.template_name}`")
     if st.button("清空对话 / Clear", key="clear"):
         messages.clear()  # this rerun then draws an empty conversation

@@ -305,12 +305,14 @@ class CannedBackend:
     """Answers each generate request with the output written for its question."""
 
     name = "canned"
-    info = {"model_folder": None, "adapter_folders": [], "device": "canned", "dtype": "none"}
 
     def __init__(self, answers: dict[str, str]):
-        self.answers = answers
+        from aimed.harness.models.backend import CheckpointInfo
 
-    def fingerprint(self) -> str:
+        self.answers = answers
+        self.info = CheckpointInfo(model_folder=None, device="canned", dtype="none")
+
+    def fingerprint(self, args, hash_folder) -> str:
         return "canned-" + str(abs(hash(tuple(sorted(self.answers.items())))))
 
     def generate(self, requests, bar=None):

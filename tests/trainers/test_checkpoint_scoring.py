@@ -9,7 +9,7 @@ import pytest
 from stage_helpers import PREFERENCE, train, write_jsonl
 
 from aimed.harness.errors import UserError
-from aimed.harness.evaluate import MANIFEST
+from aimed.harness.manifest import MANIFEST
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,17 @@
+"""How items are put to the model: the flags ``run`` and ``export-lm-eval`` share, so an
+exported task is built from the same choices as a run of it."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..taskspec import MODES
+
+
+def add_prompt_flags(p: argparse.ArgumentParser, verb: str = "score") -> None:
+    """``verb``: what the command does with the first N items (score, export)."""
+    p.add_argument("--mode", choices=MODES, default=None,
+                   help=f"multiple-choice scoring: {' | '.join(MODES)} (default: per task)")
+    p.add_argument("--num_fewshot", type=int, default=None, help="few-shot examples in each prompt (default: per task)")
+    p.add_argument("--limit", type=int, default=None, help=f"{verb} only the first N items of each task")
+    p.add_argument("--seed", type=int, default=1234, help="seed for few-shot sampling")
