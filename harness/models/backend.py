@@ -19,7 +19,7 @@ import argparse
 from dataclasses import asdict, dataclass, field, fields
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 from ..errors import UserError
 from .args import ModelArgs
@@ -51,7 +51,6 @@ class CheckpointInfo:
 HashFolder = Callable[[Path], str]
 
 
-@runtime_checkable
 class Backend(Protocol):
     """The methods the runner (``runner.py``) and ``evaluate.py`` call.
 
@@ -61,7 +60,9 @@ class Backend(Protocol):
     (``--template_name tokenizer``). ``use_adapter`` switches the loaded base to another
     LoRA adapter of it (``run --lora_model a,b,c``). ``fingerprint`` names the exact model a
     response came from: the response cache and the results index key on it, so two
-    backends give the same fingerprint only where they would give the same answers."""
+    backends give the same fingerprint only where they would give the same answers.
+
+    (Not ``runtime_checkable``: an isinstance check would read ``tokenizer``, which loads it.)"""
 
     name: str
     info: CheckpointInfo

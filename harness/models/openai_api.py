@@ -154,6 +154,8 @@ def _error_message(exc: urllib.error.HTTPError) -> str:
 
 def _build(options: BackendOptions, runs: list[ModelArgs]) -> OpenAIBackend:
     args = runs[0]
+    if options.api_key is not None and not options.api_key.strip():  # an unset shell variable: not "no key"
+        raise UserError("--api_key is empty; give the key, or leave the flag out (then $OPENAI_API_KEY)")
     if not options.base_url:
         raise UserError("--backend openai: give --base_url, e.g. http://127.0.0.1:8000/v1")
     if options.concurrency < 1 or options.max_retries < 0 or options.request_timeout <= 0:
