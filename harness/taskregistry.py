@@ -31,6 +31,9 @@ DATA_PREFIX = "$AIMED_DATA/"
 MAX_LISTED = 20  # bad rows named in one message; the rest are counted
 log = logging.getLogger(__name__)
 _SKIP_BAD_ROWS = False  # set by --skip_bad_rows for the whole invocation
+# files whose skipped rows were reported in this process, by (path, size, mtime): a pipeline
+# scores each checkpoint on the same file, and one warning says it all
+_WARNED: set[tuple] = set()
 
 
 def skip_bad_rows(on: bool = True) -> None:
@@ -62,6 +65,14 @@ def collect_rows(rows: Iterable[Union[Sample, BadRow]], path: Path, skip: bool) 
     if bad and not skip:
         raise UserError(bad_rows_message(path, bad))
     return items, bad
+
+
+def _first_warning(path: Path) -> bool:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    first = key not in _WARNED
+    _WARNED.add(key)
+    return first
 
 
 def data_root() -> Path:
@@ -116,7 +127,7 @@ class Task:
         if problems:
             dropped = {i for i, _ in problems}
             items = [s for i, s in enumerate(items) if i not in dropped]
-        if bad:
+        if bad and _first_warning(path):
             log.warning("%s: skipped %d bad row(s): %s", path, len(bad),
                         "; ".join(f"line {b.line}: {_one_line(b.message)}" for b in bad))
             self.skipped_rows.extend({"file": str(path), "line": b.line, "reason": _one_line(b.message)}
@@ -256,31 +267,9 @@ def resolve_tasks(names: str | list[str]) -> list[Task]:
         raise UserError("no tasks given; pass --tasks NAME[,NAME...] (see `aimed-eval tasks`)")
     out: dict[str, Task] = {}
     for name in names:
-        for task in _expand(name, stack=()):
+        for task in _walk(name, (), {})[1]:
             out.setdefault(task.name, task)
     return list(out.values())
-
-
-def _expand(name: str, stack: tuple[str, ...]) -> list[Task]:
-    if name in stack:
-        raise UserError(f"group {stack[-1]!r} includes itself through {' -> '.join(stack + (name,))}")
-    spec, path = load_spec(name)
-    if isinstance(spec, TaskSpec):
-        return [Task(spec, path)]
-    if spec.group in stack:  # named by its file's path this time
-        raise UserError(f"group {spec.group!r} includes itself through {' -> '.join(stack + (spec.group,))}")
-    tasks: list[Task] = []
-    for member in spec.tasks:
-        if member.endswith((".yaml", ".yml")) and not os.path.isabs(member):
-            member = str(path.parent / member)
-        tasks.extend(_expand(member, stack + (spec.group,)))
-    seen: set[str] = set()
-    for task in tasks:  # a member counted twice would weigh twice in the group's score
-        if task.name in seen:
-            raise UserError(f"{path}: group {spec.group!r} includes task {task.name!r} twice (listed twice, "
-                            "or also through a member group); list each task once")
-        seen.add(task.name)
-    return tasks
 
 
 def group_members(name: str) -> list[str] | None:
@@ -294,19 +283,35 @@ def group_members(name: str) -> list[str] | None:
 def group_tree(names: list[str]) -> dict[str, list[str]]:
     """Every group among ``names`` (and inside them) -> its direct members, members first."""
     tree: dict[str, list[str]] = {}
-
-    def visit(name: str) -> str:
-        spec, path = load_spec(name)
-        if isinstance(spec, TaskSpec):
-            return spec.task
-        members = []
-        for m in spec.tasks:
-            if m.endswith((".yaml", ".yml")) and not os.path.isabs(m):
-                m = str(path.parent / m)
-            members.append(visit(m))
-        tree.setdefault(spec.group, members)
-        return spec.group
-
     for n in names:
-        visit(n)
+        _walk(n, (), tree)
     return tree
+
+
+def _walk(name: str, stack: tuple[str, ...], tree: dict[str, list[str]]) -> tuple[str, list[Task]]:
+    """The one walk over groups: (the task's or group's name, the tasks it stands for), with
+    each group's direct members recorded in ``tree`` (members before their group). A group
+    that includes itself, or counts a task twice, is an error."""
+    if name in stack:
+        raise UserError(f"group {stack[-1]!r} includes itself through {' -> '.join(stack + (name,))}")
+    spec, path = load_spec(name)
+    if isinstance(spec, TaskSpec):
+        return spec.task, [Task(spec, path)]
+    if spec.group in stack:  # named by its file's path this time
+        raise UserError(f"group {spec.group!r} includes itself through {' -> '.join(stack + (spec.group,))}")
+    tasks: list[Task] = []
+    members: list[str] = []
+    for member in spec.tasks:
+        if member.endswith((".yaml", ".yml")) and not os.path.isabs(member):
+            member = str(path.parent / member)  # a member file beside the group's
+        member_name, member_tasks = _walk(member, stack + (spec.group,), tree)
+        members.append(member_name)
+        tasks.extend(member_tasks)
+    seen: set[str] = set()
+    for task in tasks:  # a member counted twice would weigh twice in the group's score
+        if task.name in seen:
+            raise UserError(f"{path}: group {spec.group!r} includes task {task.name!r} twice (listed twice, "
+                            "or also through a member group); list each task once")
+        seen.add(task.name)
+    tree.setdefault(spec.group, members)
+    return spec.group, tasks

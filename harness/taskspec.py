@@ -15,6 +15,10 @@ become prompts, which scoring modes apply and which metrics it reports::
 A path that starts with ``$AIMED_DATA/`` is found under the folder that ``AIMED_DATA``
 names; any other relative path is relative to the spec file's own folder.
 
+``include: include/cmmlu.yaml`` starts the spec from the keys of another file (relative to
+the spec's folder; it may include another in turn); the spec's own keys win, and mappings
+(``data:``) merge key by key. The nine CMMLU subjects share theirs this way.
+
 ``protocol: cmexam`` adds a benchmark's published scoring beside the strict metrics
 (``scoring/protocol.py``). ``on_bad_row: skip`` skips the rows a loader cannot read, with
 one warning that lists them (the default, ``error``, refuses the file listing them all).
@@ -129,6 +133,8 @@ def parse_spec(path: Path) -> Spec:
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"{path}: not valid UTF-8 YAML ({first}); fix the file's syntax") from None
+    if isinstance(raw, dict) and "include" in raw:
+        raw = _with_includes(raw, path, ())
     if not isinstance(raw, dict) or not ({"task", "group"} & raw.keys()):
         raise UserError(f"{path}: a spec is a YAML mapping with a 'task' or a 'group' key")
     model = GroupSpec if "group" in raw else TaskSpec
@@ -145,6 +151,37 @@ def parse_spec(path: Path) -> Spec:
     if isinstance(spec, TaskSpec):
         _check_task(spec, path)
     return spec
+
+
+MAX_INCLUDES = 8  # deeper than this is a loop or a mistake
+
+
+def _with_includes(raw: dict, path: Path, chain: tuple[Path, ...]) -> dict:
+    """``raw`` laid over the file its ``include:`` names (itself resolved the same way)."""
+    ref = raw.pop("include")
+    if not isinstance(ref, str) or not ref.strip():
+        raise UserError(f"{path}: include: give the path of a YAML file, e.g. include: include/cmmlu.yaml")
+    target = (path.parent / ref).resolve()
+    if target in chain or len(chain) >= MAX_INCLUDES:
+        raise UserError(f"{path}: include: {ref} includes itself through {' -> '.join(p.name for p in chain)}")
+    try:
+        base = yaml.safe_load(target.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: include: {ref}: no such file (looked at {target})") from None
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: include: {ref}: not a readable UTF-8 YAML file ({type(exc).__name__})") from None
+    if not isinstance(base, dict):
+        raise UserError(f"{path}: include: {ref} is not a YAML mapping of spec keys")
+    if "include" in base:
+        base = _with_includes(base, target, chain + (target,))
+    return _merge(base, raw)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+    return out
 
 
 def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:

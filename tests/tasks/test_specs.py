@@ -59,3 +59,31 @@ def test_unknown_spec_key(tmp_path):
                  "num_shots: 3\n", encoding="utf-8")
     with pytest.raises(UserError, match=r"bad\.yaml: unknown key 'num_shots'; known keys here: .*num_fewshot"):
         parse_spec(p)
+
+
+def test_include_lays_a_spec_over_shared_keys(tmp_path):
+    """The CMMLU subjects share kind, loader, metrics and version through include:; the
+    merged spec is the one a full file would give (same spec hash, so indexes stay comparable)."""
+    from aimed.harness.taskregistry import load_spec
+    from aimed.harness.taskspec import parse_spec
+
+    spec, path = load_spec("cmmlu_anatomy")
+    assert (spec.kind, spec.data.loader, spec.metrics, spec.version, spec.num_fewshot) == \
+        ("multiple_choice", "cmmlu", ["acc"], 1, 0)
+    full = tmp_path / "cmmlu_anatomy.yaml"
+    full.write_text(
+        "task: cmmlu_anatomy\nversion: 1\nkind: multiple_choice\n"
+        f"description: {spec.description}\n"
+        "data:\n  loader: cmmlu\n  path: $AIMED_DATA/cmmlu/test/anatomy.csv\n"
+        "  fewshot_path: $AIMED_DATA/cmmlu/dev/anatomy.csv\nnum_fewshot: 0\nmetrics: [acc]\n", encoding="utf-8")
+    assert parse_spec(full) == spec
+    # the spec's own keys win; nested includes resolve relative to each file
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "inc" / "a.yaml").write_text("include: b.yaml\nmetrics: [acc, set_f1]\n", encoding="utf-8")
+    (tmp_path / "inc" / "b.yaml").write_text("kind: multiple_choice\ndata: {loader: cmexam}\nmetrics: [acc]\n"
+                                             "num_fewshot: 2\n", encoding="utf-8")
+    own = tmp_path / "own.yaml"
+    own.write_text("include: inc/a.yaml\ntask: own\ndata: {path: d.csv}\nnum_fewshot: 1\n", encoding="utf-8")
+    merged = parse_spec(own)
+    assert (merged.metrics, merged.num_fewshot, merged.data.loader, merged.data.path) == \
+        (["acc", "set_f1"], 1, "cmexam", "d.csv")
