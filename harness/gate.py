@@ -10,7 +10,7 @@ and *promotes* when it passes and every rule that asks a ``min_gain`` got it.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -18,37 +18,10 @@ from .compare import Comparison, MetricRow, compare_runs
 from .compare_format import clip, interval, md_table, num, pval, signed
 from .errors import UserError
 from .gate_policy import DEFAULT, Policy, Rule, check_names, load_policy
+from .verdicts import EPS, Check, CheckStatus, Promotion, Verdict
 
-EPS = 1e-12  # a drop equal to max_drop is allowed, whatever the float noise
-
-
-@dataclass
-class Check:
-    task: str
-    metric: str
-    kind: str
-    baseline: float
-    candidate: float
-    delta: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    test: str
-    n: int
-    higher_is_better: bool
-    rule: str
-    max_drop: Optional[float]
-    require_significant: bool
-    min_gain: Optional[float]
-    alpha: float
-    status: str                     # "pass" or "fail"
-    promotion: Optional[str] = None  # None (not asked), "met" or "not met"
-    reason: str = ""
-
-    @property
-    def drop(self) -> float:
-        """How much worse the candidate is (negative: better)."""
-        return -self.delta if self.higher_is_better else self.delta
+__all__ = ["Check", "Verdict", "Selection", "gate", "choose_best", "change_words", "check_words",
+           "render_markdown"]
 
 
 def change_words(delta: Optional[float], p_value: Optional[float], alpha: float, higher_is_better: bool = True,
@@ -74,46 +47,11 @@ def check_words(c: Check) -> str:
     """A gate row's outcome in words: ``pass: no significant drop``, ``fail: significant drop``,
     ``pass: significant gain, gain required met`` (never a tick beside a drop)."""
     words = f"{c.status}: {change_words(c.delta, c.p_value, c.alpha, c.higher_is_better, numbers=False)}"
-    if c.status == "pass" and c.max_drop is not None and EPS < c.drop <= c.max_drop + EPS:
+    if c.status == CheckStatus.PASS and c.max_drop is not None and EPS < c.drop <= c.max_drop + EPS:
         words += f", within max_drop {c.max_drop:g}"
     if c.promotion is not None:
         words += f", gain required {c.promotion}"
     return words
-
-
-@dataclass
-class Verdict:
-    passed: bool
-    promoted: bool
-    candidate: dict
-    baseline: dict
-    policy: str
-    alpha: float
-    checks: list[Check]
-    comparison: Comparison = field(repr=False)
-
-    @property
-    def failures(self) -> list[Check]:
-        return [c for c in self.checks if c.status == "fail"]
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.passed else 1
-
-    def to_dict(self) -> dict:
-        def row(c: Check) -> dict:
-            d = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(c).items()}
-            d["ci"] = [d["ci_low"], d["ci_high"]]
-            return d
-
-        return {"passed": self.passed, "promoted": self.promoted, "candidate": self.candidate,
-                "baseline": self.baseline, "policy": self.policy, "alpha": self.alpha,
-                "failures": [row(c) for c in self.failures],
-                "checks": [row(c) for c in self.checks],
-                "notes": self.comparison.notes}
-
-    def markdown(self, flips: int = 5) -> str:
-        return render_markdown(self, flips)
 
 
 def _judge(row: MetricRow, name: str, rule: Rule, policy: Policy) -> Check:
@@ -121,21 +59,21 @@ def _judge(row: MetricRow, name: str, rule: Rule, policy: Policy) -> Check:
     significant = not math.isnan(row.p_value) and row.p_value < alpha
     check = Check(row.task, row.metric, row.kind, row.a, row.b, row.delta, row.ci_low, row.ci_high,
                   row.p_value, row.test, row.n, row.higher_is_better, name, rule.max_drop,
-                  rule.require_significant, rule.min_gain, alpha, "pass")
+                  rule.require_significant, rule.min_gain, alpha, CheckStatus.PASS)
     drop = check.drop
     if math.isnan(drop):
         check.reason = "no value to judge"
         return check
     if rule.max_drop is not None and drop > rule.max_drop + EPS:
         if significant or not rule.require_significant:
-            check.status = "fail"
+            check.status = CheckStatus.FAIL
             check.reason = (f"dropped {drop:.4f} (95% CI {interval(row.ci_low, row.ci_high)}, p {pval(row.p_value)}, "
                             f"{row.test}) > max_drop {rule.max_drop:g}")
         else:
             check.reason = f"dropped {drop:.4f}, not significant (p {pval(row.p_value)} >= {alpha:g})"
     if rule.min_gain is not None:
         met = -drop >= rule.min_gain - EPS and (significant or not rule.require_significant)
-        check.promotion = "met" if met else "not met"
+        check.promotion = Promotion.MET if met else Promotion.NOT_MET
         gain = f"gain {-drop:+.4f} vs min_gain {rule.min_gain:g}" + (
             f", p {pval(row.p_value)}" if rule.require_significant else "")
         check.reason = "; ".join(x for x in (check.reason, gain) if x)
@@ -163,8 +101,8 @@ def gate(candidate: Path, baseline: Path, policy: Union[Policy, Path, str, None]
         found = pol.rule_for(row.task, row.metric, row.kind)
         if found is not None:
             checks.append(_judge(row, found[0], found[1], pol))
-    passed = not any(c.status == "fail" for c in checks)
-    promoted = passed and all(c.promotion != "not met" for c in checks)
+    passed = not any(c.status == CheckStatus.FAIL for c in checks)
+    promoted = passed and all(c.promotion != Promotion.NOT_MET for c in checks)
     return Verdict(passed, promoted, comp.run_b, comp.run_a, pol.source, pol.alpha, checks, comp)
 
 
@@ -185,11 +123,11 @@ def choose_best(candidates: Sequence[Path], baseline: Path,
     on the policy's ``rank_by`` row (default: the suite score); the earlier one on a tie.
     ``best`` is None when none passes."""
     pol = _as_policy(policy)
+    rank = pol.ranked
     verdicts = [gate(c, baseline, pol) for c in candidates]
-    task, _, metric = pol.rank_by.partition("/")
 
     def gain(v: Verdict) -> float:
-        row = v.comparison.row(task, metric)
+        row = v.comparison.row(rank.task, rank.metric)
         if row is None:
             raise UserError(f"{pol.source}: rank_by '{pol.rank_by}' is not a task/metric of "
                             f"{v.candidate['run_dir']}; name one the runs have, as task/metric")
@@ -231,7 +169,7 @@ def render_markdown(v: Verdict, flips: int = 5) -> str:
     out.append(md_table(("outcome", "task", "metric", "baseline", "candidate", "Δ", "95% CI", "p", "test", "rule"), rows))
     if fails:
         out += ["", "**Failures**", ""] + [f"- `{c.task}/{c.metric}`: {c.reason}" for c in fails]
-    unmet = [c for c in v.checks if c.promotion == "not met"]
+    unmet = [c for c in v.checks if c.promotion == Promotion.NOT_MET]
     if unmet:
         out += ["", "**Promotion not reached**", ""] + [f"- `{c.task}/{c.metric}`: {c.reason}" for c in unmet]
     shown = _flip_lines(v.comparison, flips)

@@ -30,6 +30,8 @@ significant drop (p < 0.05) of any metric of any task or group of the run.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -65,6 +67,11 @@ class Policy(BaseModel):
     def source(self) -> str:
         return self._source
 
+    @property
+    def ranked(self) -> "RankBy":
+        """``rank_by`` parsed (a UserError naming the policy when it is no ``task/metric``)."""
+        return parse_rank_by(self.rank_by, self._source)
+
     def rule_for(self, task: str, metric: str, kind: str) -> Optional[tuple[str, Rule]]:
         """(name of the rule, the rule) for a comparison row, or None."""
         tasks = [task] if kind == "suite" else [task, ANY]
@@ -77,6 +84,42 @@ class Policy(BaseModel):
 
 
 DEFAULT = Policy()
+
+
+@dataclass(frozen=True)
+class RankBy:
+    """The comparison row ``choose_best`` ranks passing candidates by."""
+    task: str
+    metric: str
+
+    def __str__(self) -> str:
+        return f"{self.task}/{self.metric}"
+
+
+def parse_rank_by(value, where: str) -> RankBy:
+    """``task/metric`` (a task or group name, one of its metrics); the one parser of
+    ``rank_by``, for the gate and for the pipeline's stages alike."""
+    task, sep, metric = value.partition("/") if isinstance(value, str) else ("", "", "")
+    if not (sep and task.strip() and metric.strip()) or "/" in metric:
+        raise UserError(f"{where}: rank_by {value!r}: give one task/metric row, such as suite/score or cmexam/acc")
+    return RankBy(task.strip(), metric.strip())
+
+
+def check_rank_by(policy: Policy, metrics: Mapping[str, Collection[str]], where: str, scored: str) -> RankBy:
+    """``rank_by`` names one of ``metrics`` (task -> its metric names): an unknown one would
+    rank every candidate as equal and promote the first. ``scored`` says where the names
+    come from in the message (``the runs do not both have``, ``eval.tasks does not score``)."""
+    rank = parse_rank_by(policy.rank_by, where)
+    tasks = sorted(metrics)
+    if rank.task not in metrics:
+        raise UserError(f"{where}: rank_by '{rank}' names task '{rank.task}', which {scored}"
+                        f"{did_you_mean(rank.task, tasks)}; tasks: {', '.join(tasks[:12])}"
+                        f"{' ...' if len(tasks) > 12 else ''}")
+    have = sorted(metrics[rank.task])
+    if rank.metric not in have:
+        raise UserError(f"{where}: rank_by '{rank}': {rank.task} has no metric '{rank.metric}'"
+                        f"{did_you_mean(rank.metric, have)}; give task/metric, metrics: {', '.join(have)}")
+    return rank
 
 
 def _where(loc: tuple) -> str:
@@ -119,6 +162,7 @@ def parse_policy(data, source: str) -> Policy:
                 if loc and loc[0] == "rules" and len(loc) < 4 else "")
         raise UserError(f"{source}: {_where(loc)}: {err['msg']} (got {err.get('input')!r}){hint}") from None
     policy._source = source
+    parse_rank_by(policy.rank_by, source)  # its form now; whether the runs have it, once they are known
     return policy
 
 
@@ -138,17 +182,8 @@ def check_names(policy: Policy, rows: list, where: str) -> None:
                 raise UserError(f"{where}: rules.{task} names metric '{metric}', which "
                                 f"{'no task has' if task == ANY else task + ' does not have'}"
                                 f"{did_you_mean(metric, have)}; metrics: {', '.join(have)}")
-    check_rank_by(policy, rows, where)
-
-
-def check_rank_by(policy: Policy, rows: list, where: str) -> None:
-    """``rank_by`` names a row of the comparison (``task/metric``): an unknown one would
-    rank every candidate as equal and promote the first."""
-    if "rank_by" not in policy.model_fields_set:  # the default: judged where a suite row exists
-        return
-    _, sep, metric = policy.rank_by.partition("/")
-    known = sorted({f"{r.task}/{r.metric}" for r in rows})
-    if not sep or not metric or policy.rank_by not in known:
-        raise UserError(f"{where}: rank_by '{policy.rank_by}' is not a task/metric row of the comparison"
-                        f"{did_you_mean(policy.rank_by, known)}; give one of: {', '.join(known[:12])}"
-                        f"{' ...' if len(known) > 12 else ''}")
+    if "rank_by" in policy.model_fields_set:  # the default: judged where a suite row exists
+        known: dict[str, set] = {}
+        for r in rows:
+            known.setdefault(r.task, set()).add(r.metric)
+        check_rank_by(policy, known, where, "the runs do not both have")

@@ -2,28 +2,32 @@
 promoted, and its verdict with the deltas it was judged on.
 
 Read from the state file ``aimed-eval pipeline`` writes (``pipeline_state.json`` in its
-output root, layout in ``trainers/pipeline_state.py``) as plain JSON: reports never import
-the trainers. The rows built here are shared by the HTML and Markdown renderers.
+output root) through the harness's typed reader (:mod:`aimed.harness.verdicts`), which
+upgrades a file an older aimed-eval wrote: reports never import the trainers. The rows
+built here are shared by the HTML and Markdown renderers.
+
+``load_state`` hands the renderers the upgraded file as plain JSON data (they index it as
+``state["lines"]``); the functions here take a line either so, or typed.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
-from aimed.harness.errors import UserError
 from aimed.harness.gate import change_words
+from aimed.harness.verdicts import STATE_FILE, CheckStatus, Decision, Line, StageRecord, StageVerdict, parse_state, read_state
 
 from . import format as fmt
 
-STATE_FILE = "pipeline_state.json"
 # verdicts in words (the HTML adds a coloured badge by CSS): emoji render as empty boxes
 # where no emoji font is installed, and a tick said nothing of what the gate saw
-VERDICTS = ("promoted", "not promoted", "failed", "reward model")
+VERDICTS = tuple(v.value for v in StageVerdict)
 VERDICT_COLUMN = 5  # in STAGE_HEADER
-LINE_STATUS = {"done": "done", "stopped": "stopped by the gate", "error": "failed", "running": "unfinished",
-               "pending": "not started"}
+FIX = "give the pipeline_state.json that `aimed-eval pipeline` wrote in its output_root"
+
+__all__ = ["discover", "load_state", "stage_rows", "line_title", "intro", "STAGE_HEADER", "VERDICTS",
+           "VERDICT_COLUMN"]
 
 
 def discover(db_path: Path) -> Optional[Path]:
@@ -33,19 +37,16 @@ def discover(db_path: Path) -> Optional[Path]:
 
 
 def load_state(path: Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"--pipeline {path}: no such file; give the pipeline_state.json in the pipeline's output_root")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"--pipeline {path}: not valid JSON ({exc}); give the pipeline_state.json that "
-                        "`aimed-eval pipeline` wrote") from None
-    if not isinstance(data, dict) or not isinstance(data.get("lines"), dict):
-        raise UserError(f"--pipeline {path}: not a pipeline state file (no 'lines'); give the "
-                        "pipeline_state.json that `aimed-eval pipeline` wrote")
-    data["_path"] = str(path)
-    return data
+    """The state file at ``path``, checked and upgraded to the current layout, as JSON data
+    (with ``_path``, the file it came from)."""
+    state = read_state(Path(path), f"--pipeline {path}", FIX)
+    return {**state.to_dict(), "_path": str(path)}
+
+
+def _typed(line: Union[Line, dict]) -> Line:
+    if isinstance(line, Line):
+        return line
+    return parse_state({"schema_version": 2, "lines": {"line": line}}, "pipeline state", FIX).lines["line"]
 
 
 def _name(path: Optional[str]) -> str:
@@ -55,23 +56,23 @@ def _name(path: Optional[str]) -> str:
     return f"{p.parent.name}/{p.name}" if p.name.startswith("checkpoint") else p.name
 
 
-def _checkpoints(rec: dict, promoted: Optional[str]) -> str:
+def _checkpoints(rec: StageRecord, promoted: Optional[str]) -> str:
     parts = []
-    for c in rec.get("checkpoints", []):
-        mark = " ★" if promoted and c.get("path") == promoted else ""
-        state = "" if c.get("passed") is None else " pass" if c["passed"] else " fail"
-        gain = "" if c.get("gain") is None else f" {fmt.signed(c['gain'])}"
-        parts.append(f"{Path(c['path']).name}{gain}{state}{mark}")
+    for c in rec.checkpoints:
+        mark = " ★" if promoted and c.path == promoted else ""
+        state = "" if c.passed is None else " pass" if c.passed else " fail"
+        gain = "" if c.gain is None else f" {fmt.signed(c.gain)}"
+        parts.append(f"{Path(c.path).name}{gain}{state}{mark}")
     return ", ".join(parts) or "–"
 
 
-def _deltas(decision: dict) -> str:
-    rows = decision.get("checks") or []
-    shown = [r for r in rows if r.get("status") == "fail" or r.get("promotion")] or rows[:3]
+def _deltas(decision: Decision) -> str:
+    rows = decision.checks
+    shown = [r for r in rows if r.status == CheckStatus.FAIL or r.promotion] or rows[:3]
     out = []
     for r in shown:
-        words = change_words(r.get("delta"), r.get("p_value"), r.get("alpha") or 0.05, r.get("higher_is_better", True))
-        out.append(f"{r['task']}/{r['metric']} {fmt.num(r.get('baseline'))} → {fmt.num(r.get('candidate'))}, {words}")
+        words = change_words(r.delta, r.p_value, r.alpha, r.higher_is_better)
+        out.append(f"{r.task}/{r.metric} {fmt.num(r.baseline)} → {fmt.num(r.candidate)}, {words}")
     return "; ".join(out) or "–"
 
 
@@ -79,24 +80,22 @@ STAGE_HEADER = ["stage", "from", "training", "checkpoints (gain on rank_by, gate
                 "deltas judged", "decision"]
 
 
-def stage_rows(line: dict) -> list[list[str]]:
+def stage_rows(line: Union[Line, dict]) -> list[list[str]]:
     rows = []
-    for stage, rec in line.get("stages", {}).items():
-        d = rec.get("decision")
+    for stage, rec in _typed(line).stages.items():
+        d = rec.decision
         if d is None:
-            rows.append([stage, rec.get("parent_stage", "–"), "–", _checkpoints(rec, None), "–", "interrupted", "–",
+            rows.append([stage, rec.parent_stage or "–", "–", _checkpoints(rec, None), "–", "interrupted", "–",
                          "will be redone on the next run"])
             continue
-        promoted = d.get("promoted_checkpoint")
-        rows.append([stage, rec.get("parent_stage", "–"), str(rec.get("training") or "–"),
-                     _checkpoints(rec, promoted), _name(promoted),
-                     str(d.get("verdict")), _deltas(d), str(d.get("summary", ""))])
+        rows.append([stage, rec.parent_stage or "–", rec.training or "–", _checkpoints(rec, d.promoted_checkpoint),
+                     _name(d.promoted_checkpoint), str(d.verdict), _deltas(d), d.summary])
     return rows
 
 
-def line_title(name: str, line: dict) -> str:
-    status = LINE_STATUS.get(line.get("status"), str(line.get("status")))
-    return f"{name}: {status}" + (f" — {line['reason']}" if line.get("reason") else "")
+def line_title(name: str, line: Union[Line, dict]) -> str:
+    line = _typed(line)
+    return f"{name}: {line.status.words}" + (f" — {line.reason}" if line.reason else "")
 
 
 def intro(state: dict) -> str:

@@ -6,7 +6,9 @@ in pyproject.toml. It exposes
 - ``NAME``: the stage's name (``"sft"``), the one recorded in every checkpoint manifest;
 - ``Config``: a dataclass subclassing :class:`StageConfig` with the stage's own fields;
 - ``train(config) -> StageResult``: trains, saves checkpoints, and lets the harness score
-  each one as it is saved (:mod:`aimed.trainers.checkpoints`).
+  each one as it is saved (:mod:`aimed.trainers.checkpoints`);
+- ``RECIPE``: a :class:`StageRecipe`, the stage's place in ``aimed-eval pipeline``'s
+  recipe (a stage without one can be trained alone, but not in a pipeline).
 
 ``aimed.trainers.stages.train_stage`` is the one entry point callers use; it validates the
 config and the parent checkpoint before the stage module runs. This module imports
@@ -20,7 +22,30 @@ from pathlib import Path
 from typing import Optional
 
 FINETUNE_KINDS = ("lora", "full", "qlora")
+REWARD_KEY = "reward_model"  # the config key of a stage that needs the reward model's folder
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class StageRecipe:
+    """Where a stage stands in the recipe; the pipeline reads these and nothing else.
+
+    order: its place, PT 0 → SFT 1 → RM 2 → PPO/RLOO/GRPO 3 → DPO 4; a pipeline lists its
+        stages in this order, and stages of one order are alternatives (any of them, once).
+    needs: the stages that must come before it in a pipeline (``ppo``: ``sft`` and ``rm``).
+    needs_reward_model: its config takes ``reward_model`` (the ``rm`` stage's checkpoint):
+        the pipeline fills it in, and ``rm`` may be left out of ``needs`` when it is given.
+    side: it trains from the line's tip but does not move it (``rm``: its last checkpoint
+        becomes the reward model); it is not scored on the eval tasks nor gated.
+    rank_by: the row the gate ranks this stage's checkpoints by when the stage's policy
+        names none (``task/metric``); None: the policy's default, the suite score.
+    """
+
+    order: int
+    needs: tuple[str, ...] = ()
+    needs_reward_model: bool = False
+    side: bool = False
+    rank_by: Optional[str] = None
 
 
 @dataclass

@@ -106,12 +106,14 @@ def demo(ns: argparse.Namespace) -> int:
 def compared_pair(outcome) -> Optional[tuple[str, str, str]]:
     """(stage, its parent's run, its promoted checkpoint's run) of the stage with the most to
     show: SFT (the gain the demo is built to have), else the first promoted stage."""
+    from aimed.harness.verdicts import DecisionKind
+
     for line in outcome.lines.values():
-        promoted = [(s, r) for s, r in line["stages"].items()
-                    if (r.get("decision") or {}).get("kind") == "gate" and r["decision"]["go_on"]]
+        promoted = [(s, r) for s, r in line.stages.items()
+                    if r.decision is not None and r.decision.kind == DecisionKind.GATE and r.decision.go_on]
         for stage, rec in sorted(promoted, key=lambda sr: sr[0] != "sft"):
-            if rec.get("parent_run") and rec["decision"].get("promoted_run"):
-                return stage, rec["parent_run"], rec["decision"]["promoted_run"]
+            if rec.parent_run and rec.decision.promoted_run:
+                return stage, rec.parent_run, rec.decision.promoted_run
     return None
 
 

@@ -16,9 +16,10 @@ from typing import Optional
 
 from aimed.harness.errors import UserError
 
-from .base import StageConfig, StageResult
+from .base import StageConfig, StageRecipe, StageResult
 
 NAME = "dpo"
+RECIPE = StageRecipe(order=4, needs=("sft",), rank_by="suite/score")
 LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust")
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import StageResult
+from .base import StageRecipe, StageResult
 from .trl_online import OnlineRLConfig, train_online
 
 NAME = "grpo"
+RECIPE = StageRecipe(order=3, needs=("sft", "rm"), needs_reward_model=True, rank_by="suite/score")
 
 
 @dataclass

@@ -5,8 +5,9 @@ A *line* is one base model's run through the stages. It starts with the base mod
 scores; each policy stage then trains from the line's tip (the last promoted checkpoint),
 every checkpoint it saves is scored as it is saved (the trainers do that), and the gate
 (:mod:`pipeline_gate`) promotes the best checkpoint against the parent's scores or stops
-the line. ``rm`` is a side stage: it trains from the tip too, but its last checkpoint
-becomes the reward model of the RL stages and the tip stays where it was.
+the line. A side stage (its recipe says so; ``rm``) trains from the tip too, but its last
+checkpoint becomes the reward model of the stages that need one and the tip stays where
+it was.
 
 Lines are independent: a gate that stops one, or a bad data file in one, does not stop
 the others. The state file (:mod:`pipeline_state`) is rewritten after every step, so a
@@ -26,8 +27,10 @@ from pathlib import Path
 from typing import Optional
 
 from aimed.harness.errors import UserError
+from aimed.harness.verdicts import CheckpointRecord, Line, LineStatus, RecordStatus, StageRecord, Tip
 
-from .pipeline_config import REWARD_KEY, RL_STAGES, SIDE_STAGES, BaseModelSpec, PipelineConfig
+from .base import REWARD_KEY
+from .pipeline_config import BaseModelSpec, PipelineConfig
 from .pipeline_gate import gate_stage, side_decision
 from .pipeline_state import PipelineState
 
@@ -40,14 +43,14 @@ class PipelineOutcome:
     trained: list[tuple[str, str]]   # (base model, stage) trained in this call, in order
 
     @property
-    def lines(self) -> dict:
-        return self.state.data["lines"]
+    def lines(self) -> dict[str, Line]:
+        return self.state.lines
 
     @property
     def exit_code(self) -> int:
         """0: every line done; 1: a gate stopped a line; 2: a line failed on bad input."""
-        statuses = {self.lines[n]["status"] for n in self.lines}
-        return 2 if "error" in statuses else 1 if "stopped" in statuses else 0
+        statuses = {line.status for line in self.lines.values()}
+        return 2 if LineStatus.ERROR in statuses else 1 if LineStatus.STOPPED in statuses else 0
 
 
 def say(message: str) -> None:
@@ -86,7 +89,7 @@ def run_pipeline(config: PipelineConfig) -> PipelineOutcome:
         try:
             _run_line(config, state, base, line, trained)
         except UserError as exc:  # this line's input is bad; the other lines go on
-            line.update(status="error", reason=exc.message)
+            line.status, line.reason = LineStatus.ERROR, exc.message
             state.save()
             print(f"aimed-eval: error: [{base.name}] {exc.message}", file=sys.stderr, flush=True)
     return PipelineOutcome(state, trained)
@@ -116,50 +119,49 @@ def score_base(config: PipelineConfig, base: BaseModelSpec) -> Path:
     return result.run_dir
 
 
-def _run_line(config: PipelineConfig, state: PipelineState, base: BaseModelSpec, line: dict,
+def _run_line(config: PipelineConfig, state: PipelineState, base: BaseModelSpec, line: Line,
               trained: list) -> None:
     name = base.name
-    line.update(status="running", reason="")
-    if not line["base_run"] or not (Path(line["base_run"]) / "results.json").is_file():
+    line.status, line.reason = LineStatus.RUNNING, ""
+    if not line.base_run or not (Path(line.base_run) / "results.json").is_file():
         say(f"[{name}] scoring the base model {base.model} on {','.join(config.eval_tasks)} ...")
-        line["base_run"] = str(score_base(config, base))
+        line.base_run = str(score_base(config, base))
         state.save()
-    line["current"] = {"stage": "base", "checkpoint": base.model, "run_dir": line["base_run"]}
+    line.current = Tip("base", base.model, line.base_run)
     retrained = False  # once a stage is (re)trained, the stages after it start from a new parent
     for stage in config.stages:
         record = state.stage(line, stage)
         digest = config.stage_hash(base, stage)
-        reuse = record is not None and record["status"] == "done" and record["hash"] == digest and not retrained
-        if reuse:
-            say(f"[{name}] {stage}: done earlier: {record['decision']['summary']}")
+        done = record is not None and record.status == RecordStatus.DONE and record.decision is not None
+        if done and record.hash == digest and not retrained:
+            say(f"[{name}] {stage}: done earlier: {record.decision.summary}")
         else:
-            if record is not None and record["status"] == "done":
-                why = "its settings changed" if record["hash"] != digest else "a stage before it was retrained"
+            if done:
+                why = "its settings changed" if record.hash != digest else "a stage before it was retrained"
                 say(f"[{name}] {stage}: redoing it, {why}")
-            names = list(line["stages"])
+            names = list(line.stages)
             for later in names[names.index(stage):] if stage in names else []:
-                del line["stages"][later]  # decided from a parent that is no longer the line's
+                del line.stages[later]  # decided from a parent that is no longer the line's
             record = _run_stage(config, state, base, line, stage, digest)
             trained.append((name, stage))
             retrained = True
-        decision = record["decision"]
-        if stage in SIDE_STAGES:
-            line["reward_model"] = decision["promoted_checkpoint"]
-        elif decision["go_on"]:
-            line["current"] = {"stage": stage, "checkpoint": decision["promoted_checkpoint"],
-                               "run_dir": decision["promoted_run"]}
-        if not decision["go_on"]:
-            line.update(status="stopped", reason=f"{stage}: {decision['summary']}")
+        decision = record.decision
+        if config.recipes[stage].side:
+            line.reward_model = decision.promoted_checkpoint
+        elif decision.go_on:
+            line.current = Tip(stage, decision.promoted_checkpoint, decision.promoted_run)
+        if not decision.go_on:
+            line.status, line.reason = LineStatus.STOPPED, f"{stage}: {decision.summary}"
             state.save()
             say(f"[{name}] line stopped at {stage}: the gate did not promote a checkpoint; the other "
                 "base models go on")
             return
-    line["status"] = "done"
+    line.status = LineStatus.DONE
     state.save()
 
 
-def _run_stage(config: PipelineConfig, state: PipelineState, base: BaseModelSpec, line: dict, stage: str,
-               digest: str) -> dict:
+def _run_stage(config: PipelineConfig, state: PipelineState, base: BaseModelSpec, line: Line, stage: str,
+               digest: str) -> StageRecord:
     from . import stages
 
     out = config.output_root / base.name / stage
@@ -170,38 +172,35 @@ def _run_stage(config: PipelineConfig, state: PipelineState, base: BaseModelSpec
         check_target(out, what="stage folder", kind="stage", overwrite=True)  # never a folder not ours
         forget_runs_under(config.index_db, out)
         shutil.rmtree(out)
-    parent = line["current"]
+    parent, recipe = line.current, config.recipes[stage]
     keys = dict(config.stage_keys(base, stage))
     keys.setdefault("print_logs", False)  # the pipeline prints each stage's summary instead
-    if stage in RL_STAGES and REWARD_KEY not in keys:
-        keys[REWARD_KEY] = line["reward_model"]
-    keys.update(model=parent["checkpoint"], output_dir=str(out), base_model=base.name,
-                eval_tasks=list(config.eval_tasks) if stage not in SIDE_STAGES else [],
+    if recipe.needs_reward_model and REWARD_KEY not in keys:
+        keys[REWARD_KEY] = line.reward_model
+    keys.update(model=parent.checkpoint, output_dir=str(out), base_model=base.name,
+                eval_tasks=list(config.eval_tasks) if not recipe.side else [],
                 eval_limit=config.eval_limit, eval_mode=config.eval_mode, eval_db=str(config.index_db))
     stage_config = stages.load_stage_config(stage, None, keys)
-    record = {"status": "running", "hash": digest, "started": time.time(), "finished": None,
-              "parent": parent["checkpoint"], "parent_stage": parent["stage"], "parent_run": parent["run_dir"],
-              "output_dir": str(out), "train_metrics": {}, "checkpoints": [], "decision": None}
-    line["stages"][stage] = record
+    record = StageRecord(RecordStatus.RUNNING, digest, time.time(), None, parent.checkpoint, parent.stage,
+                         parent.run_dir, str(out))
+    line.stages[stage] = record
     state.save()
-    say(f"[{base.name}] {stage}: training from {parent['stage']} ({_short(parent['checkpoint'])}) ...")
+    say(f"[{base.name}] {stage}: training from {parent.stage} ({_short(parent.checkpoint)}) ...")
     result = stages.train_stage(stage, stage_config)
-    record["train_metrics"] = _jsonable(result.train_metrics)
-    record["training"] = training(record["train_metrics"])
-    if stage in SIDE_STAGES:
-        scores = (getattr(result, "scores", None) or {}).get(result.final, {})
-        record["checkpoints"] = [{"path": str(c), "step": None, "run_dir": None, "passed": None, "promoted": None,
-                                  "gain": None, "scores": _jsonable((getattr(result, "scores", None) or {}).get(c, {}))}
-                                 for c in result.checkpoints]
-        record["decision"] = side_decision(stage, Path(result.final), _jsonable(scores))
+    record.train_metrics = _jsonable(result.train_metrics)
+    record.training = training(record.train_metrics)
+    if recipe.side:
+        scores = getattr(result, "scores", None) or {}
+        record.checkpoints = [CheckpointRecord(str(c), scores=_jsonable(scores.get(c, {}))) for c in result.checkpoints]
+        record.decision = side_decision(stage, Path(result.final), _jsonable(scores.get(result.final, {})))
     else:
-        record["checkpoints"], record["decision"] = gate_stage(
+        record.checkpoints, record.decision = gate_stage(
             [Path(c) for c in result.checkpoints], {Path(c): r for c, r in result.eval_runs.items()},
-            Path(parent["run_dir"]), config.policy_for(stage), out)
-    record.update(status="done", finished=time.time())
+            Path(parent.run_dir), config.policy_for(stage), out)
+    record.status, record.finished = RecordStatus.DONE, time.time()
     state.save()
     # the verdict in words, as the summary begins (no tick that a drop could stand beside)
-    say(f"[{base.name}] {stage}: trained ({record['training']}); gate: {record['decision']['summary']}")
+    say(f"[{base.name}] {stage}: trained ({record.training}); gate: {record.decision.summary}")
     return record
 
 
@@ -232,15 +231,13 @@ def summary_lines(outcome: PipelineOutcome) -> list[str]:
     """One block a base model: each stage's verdict and promoted checkpoint."""
     out = []
     for name, line in outcome.lines.items():
-        status = {"done": "done", "stopped": "stopped by the gate", "error": "failed",
-                  "running": "unfinished", "pending": "not started"}[line["status"]]
-        out.append(f"{name}: {status}" + (f" ({line['reason']})" if line["reason"] else ""))
-        for stage, rec in line["stages"].items():
-            d = rec.get("decision")
+        out.append(f"{name}: {line.status.words}" + (f" ({line.reason})" if line.reason else ""))
+        for stage, rec in line.stages.items():
+            d = rec.decision
             if d is None:
                 out.append(f"  {stage:<4} interrupted (will be redone)")
                 continue
-            ck = d.get("promoted_checkpoint") or d.get("candidate")
-            out.append(f"  {stage:<4} {d['verdict']:<13} {_short(ck) if ck else '—':<20} {d['summary']}")
-            out.append(f"  {'':<4} {'':<13} {'':<20} trained: {rec.get('training') or '—'}")
+            ck = d.promoted_checkpoint or d.candidate
+            out.append(f"  {stage:<4} {d.verdict:<13} {_short(ck) if ck else '—':<20} {d.summary}")
+            out.append(f"  {'':<4} {'':<13} {'':<20} trained: {rec.training or '—'}")
     return out

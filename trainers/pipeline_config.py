@@ -19,7 +19,9 @@ stage_gates: {sft: {rules: {suite: {score: {min_gain: 0.01}}}}}   # per-stage po
 Relative paths are read from the YAML file's folder (train files also from
 ``$AIMED_DATA``). Unknown keys, a base model folder that is not there, and a stage list
 out of the recipe's order or without the stage it needs are one-line errors naming the
-file, the line and the key.
+file, the line and the key. What the recipe's order is, which stage needs which before it
+and which are side stages, each stage's module says (its ``RECIPE``); nothing here names a
+stage.
 """
 
 from __future__ import annotations
@@ -35,19 +37,14 @@ from typing import Any, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aimed.harness.errors import UserError, did_you_mean
-from aimed.harness.gate_policy import DEFAULT, Policy, load_policy, parse_policy
+from aimed.harness.gate_policy import DEFAULT, Policy, check_rank_by, load_policy, parse_policy
+from aimed.harness.verdicts import STATE_FILE
 
-# The recipe's order. ``rm`` is a side stage: it trains the reward model that the RL
-# stages score with; its checkpoints never join the policy line.
-RANK = {"pt": 0, "sft": 1, "rm": 2, "ppo": 3, "rloo": 3, "grpo": 3, "dpo": 4}
-SIDE_STAGES = ("rm",)
-RL_STAGES = ("ppo", "rloo", "grpo")
-NEEDS = {**{s: ("sft", "rm") for s in RL_STAGES}, "dpo": ("sft",)}
-REWARD_KEY = "reward_model"  # the RL stages' config key for the reward model's folder
+from .base import REWARD_KEY, StageRecipe
+
 SET_BY_PIPELINE = ("model", "output_dir", "base_model", "overwrite", "eval_tasks", "eval_limit", "eval_mode",
                    "eval_db")
 PATH_KEYS = ("train_files", REWARD_KEY, "tokenizer_path")
-STATE_FILE = "pipeline_state.json"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -100,13 +97,20 @@ class PipelineConfig:
     eval_mode: Optional[str]
     policy: Policy
     stage_policies: dict[str, Policy]
+    recipes: dict[str, StageRecipe]  # each listed stage's, from its module
 
     @property
     def state_file(self) -> Path:
         return self.output_root / STATE_FILE
 
     def policy_for(self, stage: str) -> Policy:
-        return self.stage_policies.get(stage, self.policy)
+        """The stage's gate policy; its ``rank_by`` is the stage's own default (its recipe's)
+        unless the policy names one."""
+        policy = self.stage_policies.get(stage, self.policy)
+        wanted = self.recipes[stage].rank_by
+        if wanted and "rank_by" not in policy.model_fields_set and wanted != policy.rank_by:
+            policy = policy.model_copy(update={"rank_by": wanted})  # keeps the policy's source
+        return policy
 
     def stage_keys(self, base: BaseModelSpec, stage: str) -> dict:
         """The stage's config keys for this base model, before the pipeline adds the parent,
@@ -207,23 +211,29 @@ def _policy(value, folder: Path, where: str) -> Policy:
     return parse_policy(value, where)
 
 
-def check_stages(stages: list[str], known: list[str], where: str, reward_given: bool) -> None:
+def check_stages(stages: list[str], recipes: dict[str, StageRecipe], where: str, reward_given) -> None:
+    """``stages`` are registered (``recipes``: every registered stage's, in the recipe's
+    order), each once, in the recipe's order, each after the stages it needs;
+    ``reward_given(stage)``: its reward model is set in the file, so it needs no side stage
+    to train one."""
+    known = list(recipes)
     for s in stages:
         if s not in known:
             raise UserError(f"{where}: unknown stage '{s}'{did_you_mean(s, known)}; known: {', '.join(known)}")
     if len(set(stages)) != len(stages):
         raise UserError(f"{where}: a stage is listed twice ({', '.join(stages)}); list each once")
-    ranks = [RANK.get(s, RANK["dpo"]) for s in stages]
     for i in range(1, len(stages)):
-        if ranks[i] < ranks[i - 1]:
+        if recipes[stages[i]].order < recipes[stages[i - 1]].order:
             raise UserError(f"{where}: '{stages[i]}' comes after '{stages[i - 1]}'; list the stages in the "
-                            f"recipe's order: {' -> '.join(s for s in RANK if s in known)}")
+                            f"recipe's order: {' -> '.join(known)}")
     for i, s in enumerate(stages):
-        for need in NEEDS.get(s, ()):
-            if need == "rm" and reward_given:
+        recipe = recipes[s]
+        for need in recipe.needs:
+            gives_reward = recipe.needs_reward_model and need in recipes and recipes[need].side
+            if gives_reward and reward_given(s):
                 continue
             if need not in stages[:i]:
-                extra = f" (or set stage_config.{s}.{REWARD_KEY})" if need == "rm" else ""
+                extra = f" (or set stage_config.{s}.{REWARD_KEY})" if gives_reward else ""
                 raise UserError(f"{where}: stage '{s}' needs its parent stage '{need}' before it{extra}; "
                                 f"add '{need}' to the stages")
 
@@ -244,7 +254,7 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
     command line's overrides. Every stage's keys are checked against the stage's Config."""
     from aimed.harness.index import DB_NAME
 
-    from .stages import check_parent, load_stage_config, stage_module, stage_names
+    from .stages import check_parent, load_stage_config, stage_module, stage_names, stage_recipe, stage_recipes
 
     check_installed(("trl", "datasets", "accelerate"), "training", "aimed-eval pipeline")
     path = Path(path)
@@ -252,12 +262,19 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
     folder = path.resolve().parent
     stage_list = stages or raw.stages
     where = f"{path}{_line_of(text, ('stages',))}: stages" if not stages else "--stages"
-    reward_given = any(REWARD_KEY in raw.stage_config.get(s, {}) for s in RL_STAGES)
-    check_stages(stage_list, stage_names(), where, reward_given)
-    for name in list(raw.stage_config) + list(raw.stage_gates):
-        if name not in RANK and name not in stage_names():
-            raise UserError(f"{path}{_line_of(text, ('stage_config', name))}: unknown stage '{name}'"
-                            f"{did_you_mean(name, stage_names())}; known: {', '.join(stage_names())}")
+    known = stage_names()
+    for section, names in (("stages", stage_list), ("stage_config", raw.stage_config), ("stage_gates", raw.stage_gates)):
+        for name in names:
+            if name not in known:
+                at = where if section == "stages" else f"{path}{_line_of(text, (section, name))}: {section}"
+                raise UserError(f"{at}: unknown stage '{name}'{did_you_mean(name, known)}; known: {', '.join(known)}")
+    for name in stage_list:
+        try:
+            stage_recipe(name)  # one that declares no recipe cannot be placed: said now
+        except UserError as exc:
+            raise UserError(f"{where}: {exc.message}") from None
+    recipes = stage_recipes()
+    check_stages(stage_list, recipes, where, lambda s: REWARD_KEY in raw.stage_config.get(s, {}))
     bases, seen = [], set()
     for i, b in enumerate(raw.base_models):
         at = f"{path}{_line_of(text, ('base_models', i, 'name'))}: base_models[{i}]"
@@ -292,7 +309,8 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
         stage_config={s: _resolve_paths(folder, k) for s, k in raw.stage_config.items()},
         eval_tasks=[t for t in tasks if t], eval_limit=raw.eval.limit, eval_mode=raw.eval.mode,
         policy=_policy(raw.gate, folder, f"{path}: gate"),
-        stage_policies={s: _policy(p, folder, f"{path}: stage_gates.{s}") for s, p in raw.stage_gates.items()})
+        stage_policies={s: _policy(p, folder, f"{path}: stage_gates.{s}") for s, p in raw.stage_gates.items()},
+        recipes={s: recipes[s] for s in stage_list})
     # Every stage's keys, for every base model, against the stage's own Config: a typo
     # fails now, not after an hour of the stages before it.
     index = {b.name: i for i, b in enumerate(raw.base_models)}
@@ -324,23 +342,18 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
     except UserError as exc:
         raise UserError(f"{path}{_line_of(text, ('eval', 'tasks'))}: eval.tasks: {exc.message}") from None
     metrics["suite"] = {"score"}
-    for policy in [config.policy, *config.stage_policies.values()]:
+    gated = [config.policy_for(s) for s in config.stages if not config.recipes[s].side]
+    for policy in [config.policy, *config.stage_policies.values(), *gated]:
         check_policy_tasks(policy, metrics)
     return config
 
 
 def check_policy_tasks(policy: Policy, metrics: dict[str, set]) -> None:
-    """A policy's tasks (and its rank_by metric) must be among the scored ones: found now,
+    """A policy's tasks (and its rank_by row) must be among the scored ones: found now,
     not after a stage's training."""
-    names = set(metrics)
-    task_ranked, _, metric_ranked = policy.rank_by.partition("/")
-    named = [t for t in policy.rules if t != "*"] + [task_ranked]
-    for task in named:
-        if task not in names:
+    names = sorted(metrics)
+    for task in [t for t in policy.rules if t != "*"]:
+        if task not in metrics:
             raise UserError(f"{policy.source}: names task '{task}', which eval.tasks does not score"
-                            f"{did_you_mean(task, sorted(names))}; scored: {', '.join(sorted(names))}")
-    if metric_ranked not in metrics[task_ranked]:
-        have = sorted(metrics[task_ranked])
-        raise UserError(f"{policy.source}: rank_by '{policy.rank_by}': {task_ranked} has no metric "
-                        f"'{metric_ranked}'{did_you_mean(metric_ranked, have)}; give task/metric, metrics: "
-                        f"{', '.join(have)}")
+                            f"{did_you_mean(task, names)}; scored: {', '.join(names)}")
+    check_rank_by(policy, metrics, policy.source, "eval.tasks does not score")

@@ -27,9 +27,10 @@ from typing import Optional
 
 from aimed.harness.errors import UserError
 
-from .base import StageConfig, StageResult
+from .base import StageConfig, StageRecipe, StageResult
 
 NAME = "ppo"
+RECIPE = StageRecipe(order=3, needs=("sft", "rm"), needs_reward_model=True, rank_by="suite/score")
 LOG_FILE = "ppo_log.jsonl"  # in output_dir: one line of figures an iteration
 
 

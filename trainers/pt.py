@@ -15,9 +15,10 @@ from typing import Optional
 
 from aimed.harness.errors import UserError
 
-from .base import StageConfig, StageResult
+from .base import StageConfig, StageRecipe, StageResult
 
 NAME = "pt"
+RECIPE = StageRecipe(order=0, rank_by="suite/score")
 
 
 @dataclass

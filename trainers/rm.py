@@ -20,9 +20,10 @@ from typing import Optional
 
 from aimed.harness.errors import UserError
 
-from .base import StageConfig, StageResult
+from .base import StageConfig, StageRecipe, StageResult
 
 NAME = "rm"
+RECIPE = StageRecipe(order=2, side=True)  # its last checkpoint is the RL stages' reward model
 
 
 @dataclass
@@ -89,7 +90,7 @@ def load_reward_model(folder: str | Path, device: Optional[str] = None):
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from aimed.harness.evaluate import read_manifest
+    from aimed.harness.manifest import read_manifest
 
     from .modeling import load_tokenizer
 

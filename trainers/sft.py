@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from aimed.harness.errors import UserError
 
-from .base import StageConfig, StageResult
+from .base import StageConfig, StageRecipe, StageResult
 
 NAME = "sft"
+RECIPE = StageRecipe(order=1, rank_by="suite/score")
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """The stage registry, config loading, and ``train_stage``: the one public way to train.
 
 Stages are found through the ``aimed.stages`` entry point group (pyproject.toml), so a team
-adds ORPO or KTO with one module and one entry-point line. ``load_stage_config`` merges
+adds ORPO or KTO with one module and one entry-point line; each module says where it stands
+in the recipe (``RECIPE``, :class:`aimed.trainers.base.StageRecipe`), which is all the
+pipeline knows of a stage. ``load_stage_config`` merges
 defaults < YAML < command-line flags and rejects unknown keys by name. Nothing heavy is
 imported here: the CLI imports this module at start.
 """
@@ -21,16 +23,35 @@ from typing import Any, Optional
 from aimed.harness.errors import UserError, did_you_mean
 from aimed.harness.owned import check_target
 
-from .base import DTYPES, FINETUNE_KINDS, StageConfig, StageResult
+from .base import DTYPES, FINETUNE_KINDS, StageConfig, StageRecipe, StageResult
 
 GROUP = "aimed.stages"
 
 
-def stage_names() -> list[str]:
-    """Registered stages, in training order where known, then the others by name."""
-    order = ["pt", "sft", "rm", "ppo", "dpo"]
+def stage_recipes() -> dict[str, StageRecipe]:
+    """Every registered stage that declares its recipe, in the recipe's order (by name
+    within one order)."""
     names = {ep.name for ep in entry_points(group=GROUP)}
-    return [n for n in order if n in names] + sorted(names - set(order))
+    found = {n: getattr(stage_module(n), "RECIPE", None) for n in names}
+    placed = sorted((r.order, n) for n, r in found.items() if isinstance(r, StageRecipe))
+    return {n: found[n] for _, n in placed}
+
+
+def stage_names() -> list[str]:
+    """Registered stages in the recipe's order, then those that declare no recipe, by name."""
+    placed = list(stage_recipes())
+    return placed + sorted({ep.name for ep in entry_points(group=GROUP)} - set(placed))
+
+
+def stage_recipe(stage: str) -> StageRecipe:
+    """The stage's place in the recipe, as its module declares it; a UserError for an
+    unknown stage or one that declares none."""
+    module = stage_module(stage)
+    recipe = getattr(module, "RECIPE", None)
+    if not isinstance(recipe, StageRecipe):
+        raise UserError(f"stage {stage} ({module.__name__}): declares no RECIPE, so it cannot take part in a "
+                        "pipeline; add RECIPE = StageRecipe(order=...) (aimed.trainers.base) to its module")
+    return recipe
 
 
 def stage_module(stage: str) -> types.ModuleType:
@@ -222,7 +243,7 @@ def _drop_unfinished(out: Path) -> None:
     checkpoint in it was finished (has its manifest); unfinished checkpoints go either way."""
     import shutil
 
-    from aimed.harness.evaluate import MANIFEST
+    from aimed.harness.manifest import MANIFEST
 
     if not out.is_dir():
         return
