@@ -10,14 +10,15 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Union
 
 from .registry import Registry
-from .samples import Sample
+from .samples import BadRow, Sample
 from .taskspec import DataSpec
 
-# A loader reads one publisher's format: (resolved data path, the spec's data block) -> items.
-Loader = Callable[[Path, DataSpec], Iterable[Sample]]
+# A loader reads one publisher's format: (resolved data path, the spec's data block) -> an
+# item a row, or a BadRow for a row it cannot read (taskregistry reports or skips those).
+Loader = Callable[[Path, DataSpec], Iterable[Union[Sample, BadRow]]]
 LOADERS: Registry[Loader] = Registry("data loader")
 
 SPEC_DIRS: list[Path] = []  # folders of built-in spec files, in plugin order
