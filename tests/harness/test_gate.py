@@ -241,3 +241,35 @@ def test_a_change_is_said_in_words(delta, p, higher, words):
     from aimed.harness.gate import change_words
 
     assert change_words(delta, p, 0.05, higher) == words
+
+
+def test_rank_by_is_parsed_and_checked_in_one_place():
+    """One parser for rank_by, for the gate's policy file and the pipeline's alike."""
+    from aimed.harness.gate_policy import RankBy, check_rank_by, parse_policy, parse_rank_by
+
+    assert parse_rank_by("suite/score", "w") == RankBy("suite", "score") and str(RankBy("a", "b")) == "a/b"
+    for bad in ("suite", "/acc", "demo_mcq/", "a/b/c", None, 3):
+        with pytest.raises(UserError, match=r"^w: rank_by .*give one task/metric row"):
+            parse_rank_by(bad, "w")
+    with pytest.raises(UserError, match="^p.yaml: rank_by 'demo_mcq': give one task/metric row"):
+        parse_policy({"rank_by": "demo_mcq"}, "p.yaml")  # refused as the policy is read, before any run
+    policy = parse_policy({"rank_by": "demo_mcq/accuracy"}, "p.yaml")
+    assert policy.ranked == RankBy("demo_mcq", "accuracy")
+    scored = {"demo_mcq": {"acc", "set_f1"}, "suite": {"score"}}
+    with pytest.raises(UserError, match=r"demo_mcq has no metric 'accuracy' \(did you mean 'acc'\?\)"):
+        check_rank_by(policy, scored, "p.yaml", "the runs do not both have")
+    with pytest.raises(UserError, match="names task 'cmexam', which eval.tasks does not score"):
+        check_rank_by(parse_policy({"rank_by": "cmexam/acc"}, "p.yaml"), scored, "p.yaml", "eval.tasks does not score")
+    assert check_rank_by(Policy(), scored, "w", "x") == RankBy("suite", "score")
+
+
+def test_check_words_are_typed():
+    from aimed.harness.verdicts import Check, CheckStatus, Promotion
+
+    c = Check("t", "acc", "task", 0.5, 0.6, 0.1, 0.0, 0.2, 0.01, "mcnemar", 10, True, "*/*", 0.0, True, 0.05, 0.05,
+              CheckStatus.PASS, Promotion.MET)
+    from aimed.harness.gate import check_words
+
+    assert check_words(c) == "pass: significant gain, gain required met"
+    row = c.row()
+    assert row.status == "pass" and row.ci == [0.0, 0.2] and json.loads(json.dumps(row.__dict__))["promotion"] == "met"
