@@ -325,7 +325,8 @@ def _decision(d: Optional[dict]) -> Optional[Decision]:
 
 def _record(d: dict) -> StageRecord:
     ckpts = [CheckpointRecord(_get(c, "path", required=True), _get(c, "step"), _get(c, "run_dir"), _get(c, "passed"),
-                              _get(c, "promoted"), _get(c, "gain"), _get(c, "scores")) for c in _get(d, "checkpoints") or []]
+                              _get(c, "promoted"), _get(c, "gain"), _get(c, "scores"))
+             for c in _get(d, "checkpoints") or []]
     return StageRecord(_enum(RecordStatus, _get(d, "status", "running"), "stage status"), str(_get(d, "hash", "")),
                        _get(d, "started") or 0.0, _get(d, "finished"), str(_get(d, "parent", "")),
                        _get(d, "parent_stage"), _get(d, "parent_run"), str(_get(d, "output_dir", "")),

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Optional, Union
 
 from aimed.harness.gate import change_words
-from aimed.harness.verdicts import STATE_FILE, CheckStatus, Decision, Line, StageRecord, StageVerdict, parse_state, read_state
+from aimed.harness.verdicts import (STATE_FILE, CheckStatus, Decision, Line, StageRecord, StageVerdict, parse_state,
+                                    read_state)
 
 from . import format as fmt
 

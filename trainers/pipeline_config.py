@@ -263,7 +263,8 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
     stage_list = stages or raw.stages
     where = f"{path}{_line_of(text, ('stages',))}: stages" if not stages else "--stages"
     known = stage_names()
-    for section, names in (("stages", stage_list), ("stage_config", raw.stage_config), ("stage_gates", raw.stage_gates)):
+    named = (("stages", stage_list), ("stage_config", raw.stage_config), ("stage_gates", raw.stage_gates))
+    for section, names in named:
         for name in names:
             if name not in known:
                 at = where if section == "stages" else f"{path}{_line_of(text, (section, name))}: {section}"
