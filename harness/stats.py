@@ -34,10 +34,20 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
-try:
-    import numpy as np
-except ImportError:  # pragma: no cover - numpy comes with the harness's dependencies
-    np = None
+# numpy is imported on first use, not at import: the leaderboard and the report import this
+# module (through compare) and stay free of numpy until a comparison is computed.
+np: Any = None
+
+
+def _have_numpy() -> bool:
+    global np
+    if np is None:
+        try:
+            import numpy
+        except ImportError:  # pragma: no cover - numpy comes with the harness's dependencies
+            return False
+        np = numpy
+    return True
 
 # Elements per numpy block (resamples x items), so memory stays ~10 MB on big tasks.
 _BLOCK = 1_000_000
@@ -181,7 +191,7 @@ def bootstrap_deltas(strata: Sequence[Stratum], n_boot: int = 2000, seed: int = 
                      use_numpy: bool = True) -> list[float]:
     """``n_boot`` resampled values of delta (items resampled within each stratum)."""
     _check(strata)
-    if np is not None and use_numpy:
+    if use_numpy and _have_numpy():
         rng = np.random.default_rng(seed)
         total = np.zeros(n_boot)
         for s in strata:
@@ -250,7 +260,7 @@ def sign_flip_test(strata: Sequence[Stratum], n_perm: int = 2000, seed: int = 0,
     exact = m <= 24 and 2 ** m <= n_perm
     total = 2 ** m if exact else n_perm
     hits = 0
-    if all(s.is_mean for s in strata) and np is not None and use_numpy:
+    if all(s.is_mean for s in strata) and use_numpy and _have_numpy():
         coef = np.array(_coefficients(strata, items))
         rng = np.random.default_rng(seed)
         rows = max(1, _BLOCK // m)

@@ -31,7 +31,7 @@ DATA_PREFIX = "$AIMED_DATA/"
 MAX_LISTED = 20  # bad rows named in one message; the rest are counted
 log = logging.getLogger(__name__)
 _SKIP_BAD_ROWS = False  # set by --skip_bad_rows for the whole invocation
-# files whose skipped rows were reported in this process, by (path, size, mtime): a pipeline
+# warnings given in this process, by (what, path, size, mtime): a pipeline
 # scores each checkpoint on the same file, and one warning says it all
 _WARNED: set[tuple] = set()
 
@@ -67,9 +67,16 @@ def collect_rows(rows: Iterable[Union[Sample, BadRow]], path: Path, skip: bool) 
     return items, bad
 
 
-def _first_warning(path: Path) -> bool:
+def reset_warnings() -> None:
+    """Each command warns afresh (in-process callers run several)."""
+    _WARNED.clear()
+
+
+def first_warning(path: Path, what: str = "bad rows") -> bool:
+    """True the first time this process warns ``what`` about this file as it is now
+    (loaders use it for their own warnings too)."""
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = (what, str(path.resolve()), st.st_size, st.st_mtime_ns)
     first = key not in _WARNED
     _WARNED.add(key)
     return first
@@ -127,7 +134,7 @@ class Task:
         if problems:
             dropped = {i for i, _ in problems}
             items = [s for i, s in enumerate(items) if i not in dropped]
-        if bad and _first_warning(path):
+        if bad and first_warning(path):
             log.warning("%s: skipped %d bad row(s): %s", path, len(bad),
                         "; ".join(f"line {b.line}: {_one_line(b.message)}" for b in bad))
             self.skipped_rows.extend({"file": str(path), "line": b.line, "reason": _one_line(b.message)}

@@ -11,7 +11,7 @@ import sys
 from typing import Optional
 
 from ..errors import UserError
-from ..taskregistry import skip_bad_rows
+from ..taskregistry import reset_warnings, skip_bad_rows
 from . import chat_cmd, compare_cmd, export_cmd, gate_cmd, import_cmd, merge_cmd, run_cmd, score_cmd, serve_cmd, tasks_cmd, webui_cmd
 
 COMMANDS = (run_cmd, tasks_cmd, score_cmd, export_cmd, chat_cmd, merge_cmd, import_cmd, serve_cmd, webui_cmd, compare_cmd, gate_cmd)
@@ -48,6 +48,7 @@ def plugin_commands() -> list:
 
 def main(argv: Optional[list[str]] = None) -> int:
     skip_bad_rows(False)  # per invocation (in-process callers run several)
+    reset_warnings()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

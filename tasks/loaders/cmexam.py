@@ -22,6 +22,7 @@ from typing import Iterator, Union
 from aimed.harness import plugins
 from aimed.harness.errors import UserError
 from aimed.harness.samples import BadRow, Sample
+from aimed.harness.taskregistry import first_warning
 from aimed.harness.taskspec import DataSpec
 
 from ._io import parse_answer, parse_option_lines, read_table, samples_from_rows, text, where
@@ -61,6 +62,7 @@ def load_cmexam(path: Path, data: DataSpec) -> Iterator[Union[Sample, BadRow]]:
         )
 
     yield from samples_from_rows(read_table(path, data, required=("Question", "Options", "Answer")), path, make)
-    if skipped:
-        log.warning("%s: skipped %d row(s) with no answer (lines %s)", path, len(skipped),
-                    ", ".join(map(str, skipped[:10])))
+    if skipped and first_warning(path, "rows without an answer"):  # once a process: a pipeline reads the file for every checkpoint
+        log.warning("%s: skipped %d row(s) with no answer (Answer blank or 'nan'; lines %s); they are "
+                    "not items, so counts of the file's rows include them and the item counts do not",
+                    path, len(skipped), ", ".join(map(str, skipped[:10])))
