@@ -78,13 +78,14 @@ def category_rows(c: Comparison) -> list[list[str]]:
 CATEGORY_HEAD = ("task", "column", "category", "metric", "A", "B", "delta", "n")
 
 
-def flip_rows(c: Comparison, per_task: int) -> list[list[str]]:
+def flip_rows(c: Comparison, per_task: int, width: int = 20) -> list[list[str]]:
+    """The first ``per_task`` flipped items of each task; target and outputs clipped to ``width``."""
     rows, seen = [], {}
     for f in c.flips:
         seen[f.task] = seen.get(f.task, 0) + 1
         if seen[f.task] <= per_task:
-            rows.append([f.task, f.id, clip(f.question, 30), clip(f.target, 20), clip(f.a_output, 20),
-                         clip(f.b_output, 20), f"{num(f.a_score, 2)} → {num(f.b_score, 2)}"])
+            rows.append([f.task, f.id, clip(f.question, 30), clip(f.target, width), clip(f.a_output, width),
+                         clip(f.b_output, width), f"{num(f.a_score, 2)} → {num(f.b_score, 2)}"])
     return rows
 
 
@@ -98,39 +99,41 @@ def _flip_counts(c: Comparison) -> str:
     return ", ".join(f"{t}: {n}" for t, n in counts.items()) or "none"
 
 
-def render_text(c: Comparison, flips: int = 10) -> str:
+def _render(c: Comparison, flips: int, markdown: bool) -> str:
+    """The comparison as terminal text or as Markdown: the same sections, each in its own markup."""
     a, b = c.run_a, c.run_b
-    out = [f"A: {a['run_dir']}  ({a['model']}, fingerprint {a['fingerprint'][:12] or '—'})",
-           f"B: {b['run_dir']}  ({b['model']}, fingerprint {b['fingerprint'][:12] or '—'})",
-           f"delta = B - A over the items both runs scored; 95% paired bootstrap interval "
-           f"({c.n_boot} resamples, seed {c.seed}); {TESTS}; * p < {c.alpha}", "",
-           text_table(METRIC_HEAD, metric_rows(c))]
+    table = md_table if markdown else text_table
+    code = (lambda x: f"`{x}`") if markdown else str
+
+    def heading(text: str) -> list[str]:
+        return ["", f"### {text}", ""] if markdown else ["", text]
+
+    def run_line(name: str, r: dict) -> str:
+        who = f"**{name}**" if markdown else name
+        sep = " " if markdown else "  "
+        return f"{'- ' if markdown else ''}{who}: {code(r['run_dir'])}{sep}({r['model']}, fingerprint {code(r['fingerprint'][:12] or '—')})"
+
+    out = (["## Comparison", ""] if markdown else []) + [
+        run_line("A", a), run_line("B", b),
+        f"{'- ' if markdown else ''}delta = B - A over the items both runs scored; 95% paired bootstrap interval "
+        f"({c.n_boot} resamples, seed {c.seed}); {TESTS}; * p < {c.alpha}", "",
+        table(METRIC_HEAD, metric_rows(c))]
     cats = category_rows(c)
     if cats:
-        out += ["", "Per category (each task's main metric):", text_table(CATEGORY_HEAD, cats)]
-    out += ["", f"Flipped items (main metric): {_flip_counts(c)}"]
+        out += heading("Per category (main metric)" if markdown else "Per category (each task's main metric):")
+        out.append(table(CATEGORY_HEAD, cats))
+    out += ["", f"{'### ' if markdown else ''}Flipped items (main metric): {_flip_counts(c)}"]
     shown = flip_rows(c, flips)
     if shown:
-        out.append(text_table(FLIP_HEAD, shown))
-    out += [f"note: {n}" for n in c.notes]
+        out += ([""] if markdown else []) + [table(FLIP_HEAD, shown)]
+    if c.notes:
+        out += ([""] + [f"> note: {n}" for n in c.notes]) if markdown else [f"note: {n}" for n in c.notes]
     return "\n".join(out) + "\n"
+
+
+def render_text(c: Comparison, flips: int = 10) -> str:
+    return _render(c, flips, markdown=False)
 
 
 def render_markdown(c: Comparison, flips: int = 10) -> str:
-    a, b = c.run_a, c.run_b
-    out = ["## Comparison", "",
-           f"- **A**: `{a['run_dir']}` ({a['model']}, fingerprint `{a['fingerprint'][:12] or '—'}`)",
-           f"- **B**: `{b['run_dir']}` ({b['model']}, fingerprint `{b['fingerprint'][:12] or '—'}`)",
-           f"- delta = B - A over the items both runs scored; 95% paired bootstrap interval "
-           f"({c.n_boot} resamples, seed {c.seed}); {TESTS}; * p < {c.alpha}", "",
-           md_table(METRIC_HEAD, metric_rows(c))]
-    cats = category_rows(c)
-    if cats:
-        out += ["", "### Per category (main metric)", "", md_table(CATEGORY_HEAD, cats)]
-    out += ["", f"### Flipped items (main metric): {_flip_counts(c)}"]
-    shown = flip_rows(c, flips)
-    if shown:
-        out += ["", md_table(FLIP_HEAD, shown)]
-    if c.notes:
-        out += [""] + [f"> note: {n}" for n in c.notes]
-    return "\n".join(out) + "\n"
+    return _render(c, flips, markdown=True)

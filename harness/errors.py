@@ -26,3 +26,16 @@ def did_you_mean(name: str, known: list[str]) -> str:
     if not close:
         return ""
     return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+
+
+def read_json(path, fix: str, where=None):
+    """The JSON in ``path``; a UserError naming the file (or ``where``) and ``fix`` when it is
+    not JSON, so every reader of a file we wrote says a damaged one the same way. An
+    OSError (missing, unreadable) is left to the caller, who knows what the file is for."""
+    import json
+    from pathlib import Path
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{where or path}: not valid JSON ({str(exc).splitlines()[0]}); {fix}") from None

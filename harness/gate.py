@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from .compare import Comparison, MetricRow, compare_runs
-from .compare_format import clip, interval, md_table, num, pval, signed
+from .compare_format import clip, flip_rows, interval, md_table, num, pval, signed
 from .errors import UserError
 from .gate_policy import DEFAULT, Policy, Rule, check_names, load_policy
 from .verdicts import EPS, Check, CheckStatus, Promotion, Verdict
@@ -57,9 +57,7 @@ def check_words(c: Check) -> str:
 def _judge(row: MetricRow, name: str, rule: Rule, policy: Policy) -> Check:
     alpha = rule.alpha if rule.alpha is not None else policy.alpha
     significant = not math.isnan(row.p_value) and row.p_value < alpha
-    check = Check(row.task, row.metric, row.kind, row.a, row.b, row.delta, row.ci_low, row.ci_high,
-                  row.p_value, row.test, row.n, row.higher_is_better, name, rule.max_drop,
-                  rule.require_significant, rule.min_gain, alpha, CheckStatus.PASS)
+    check = Check(row, name, rule.max_drop, rule.require_significant, rule.min_gain, alpha, CheckStatus.PASS)
     drop = check.drop
     if math.isnan(drop):
         check.reason = "no value to judge"
@@ -172,21 +170,11 @@ def render_markdown(v: Verdict, flips: int = 5) -> str:
     unmet = [c for c in v.checks if c.promotion == Promotion.NOT_MET]
     if unmet:
         out += ["", "**Promotion not reached**", ""] + [f"- `{c.task}/{c.metric}`: {c.reason}" for c in unmet]
-    shown = _flip_lines(v.comparison, flips)
+    shown = flip_rows(v.comparison, flips, width=16)
     if shown:
         out += ["", "<details><summary>Flipped items (main metric, baseline → candidate)</summary>", "",
                 md_table(("task", "item", "question", "target", "baseline", "candidate", "score"), shown),
                 "", "</details>"]
-    out += ["", f"_Δ = candidate − baseline over the items both scored; 95% paired bootstrap interval; "
-                f"McNemar's exact test for 0/1 metrics, else the paired permutation test._"]
+    out += ["", "_Δ = candidate − baseline over the items both scored; 95% paired bootstrap interval; "
+                "McNemar's exact test for 0/1 metrics, else the paired permutation test._"]
     return "\n".join(out) + "\n"
-
-
-def _flip_lines(comp: Comparison, per_task: int) -> list[list[str]]:
-    rows, seen = [], {}
-    for f in comp.flips:
-        seen[f.task] = seen.get(f.task, 0) + 1
-        if seen[f.task] <= per_task:
-            rows.append([f.task, f.id, clip(f.question, 30), clip(f.target, 16), clip(f.a_output, 16),
-                         clip(f.b_output, 16), f"{num(f.a_score, 2)} → {num(f.b_score, 2)}"])
-    return rows

@@ -7,12 +7,11 @@ where the checkpoint came from."""
 
 from __future__ import annotations
 
-import json
 from importlib import metadata
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .errors import UserError
+from .errors import read_json
 
 MANIFEST = "aimed_checkpoint.json"
 # what changes a score; training adds its own engines (trainers/checkpoints.py)
@@ -36,7 +35,4 @@ def read_manifest(folder: Path) -> Optional[dict]:
     f = Path(folder) / MANIFEST
     if not f.exists():
         return None
-    try:
-        return json.loads(f.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise UserError(f"{f}: not valid JSON ({exc}); fix or remove the manifest") from None
+    return read_json(f, "fix or remove the manifest")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import UserError
+from .errors import UserError, read_json
 from .owned import check_target, replace_folder, write_marker
 from .scoring.metrics import METRICS
 from .taskspec import Mode
@@ -217,10 +217,7 @@ def read_results(run_dir: Path) -> dict:
     f = run_dir / "results.json"
     if not f.exists():
         raise UserError(f"{run_dir}: no results.json; give a folder that `aimed-eval run` wrote")
-    try:
-        results = json.loads(f.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{f}: not valid JSON ({str(exc).splitlines()[0]}); the run folder is damaged") from None
+    results = read_json(f, "the run folder is damaged")
     if not isinstance(results, dict) or not isinstance(results.get("results"), dict) \
             or not isinstance(results.get("configs"), dict) or not results["configs"]:
         raise UserError(f"{f}: not the results.json of an aimed-eval run (no 'results' and 'configs' "

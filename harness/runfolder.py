@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import UserError
+from .errors import UserError, read_json
 
 
 @dataclass
@@ -135,11 +135,7 @@ def read_run(path: Path) -> RunFolder:
         if not found:
             raise UserError(f"{path}: no results.json; give a folder that `aimed-eval run` wrote")
         f = found[-1]
-    try:
-        results = json.loads(f.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{f}: not valid JSON ({str(exc).splitlines()[0]}); the run folder is damaged, "
-                        f"score the checkpoint again") from None
+    results = read_json(f, "the run folder is damaged, score the checkpoint again")
     if not isinstance(results, dict) or not isinstance(results.get("results"), dict):
         raise UserError(f"{f}: no 'results' block; not the results.json of a run folder")
     for key in ("configs", "group_subtasks", "versions", "higher_is_better", "aimed"):

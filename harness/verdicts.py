@@ -25,7 +25,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from .errors import UserError
+from .compare import MetricRow
+from .errors import UserError, read_json
 
 if TYPE_CHECKING:
     from .compare import Comparison
@@ -93,19 +94,9 @@ def _f(x) -> Optional[float]:
 # ---- the gate ---------------------------------------------------------------------------
 @dataclass
 class Check:
-    """One metric row of a comparison (``compare.MetricRow``) judged by one policy rule."""
-    task: str
-    metric: str
-    kind: str                       # task, group or suite (as the comparison row's)
-    baseline: float
-    candidate: float
-    delta: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    test: str
-    n: int
-    higher_is_better: bool
+    """One metric row of a comparison judged by one policy rule: the row as compare made it,
+    and the rule's fields beside it."""
+    metric_row: MetricRow
     rule: str                       # the rule's name in the policy, ``task/metric`` or with ``*``
     max_drop: Optional[float]
     require_significant: bool
@@ -114,6 +105,32 @@ class Check:
     status: CheckStatus
     promotion: Optional[Promotion] = None
     reason: str = ""
+
+    # the comparison row's figures, named from the gate's side (A is the baseline, B the candidate)
+    task = property(lambda self: self.metric_row.task)
+    metric = property(lambda self: self.metric_row.metric)
+    kind = property(lambda self: self.metric_row.kind)
+    baseline = property(lambda self: self.metric_row.a)
+    candidate = property(lambda self: self.metric_row.b)
+    delta = property(lambda self: self.metric_row.delta)
+    ci_low = property(lambda self: self.metric_row.ci_low)
+    ci_high = property(lambda self: self.metric_row.ci_high)
+    p_value = property(lambda self: self.metric_row.p_value)
+    test = property(lambda self: self.metric_row.test)
+    n = property(lambda self: self.metric_row.n)
+    higher_is_better = property(lambda self: self.metric_row.higher_is_better)
+
+    def to_dict(self) -> dict:
+        """The flat row ``gate --json`` writes (NaN as null)."""
+        d = {"task": self.task, "metric": self.metric, "kind": self.kind, "baseline": self.baseline,
+             "candidate": self.candidate, "delta": self.delta, "ci_low": self.ci_low, "ci_high": self.ci_high,
+             "p_value": self.p_value, "test": self.test, "n": self.n, "higher_is_better": self.higher_is_better,
+             "rule": self.rule, "max_drop": self.max_drop, "require_significant": self.require_significant,
+             "min_gain": self.min_gain, "alpha": self.alpha, "status": self.status, "promotion": self.promotion,
+             "reason": self.reason}
+        d = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+        d["ci"] = [d["ci_low"], d["ci_high"]]
+        return d
 
     @property
     def drop(self) -> float:
@@ -148,15 +165,10 @@ class Verdict:
         return 0 if self.passed else 1
 
     def to_dict(self) -> dict:
-        def row(c: Check) -> dict:
-            d = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(c).items()}
-            d["ci"] = [d["ci_low"], d["ci_high"]]
-            return d
-
         return {"passed": self.passed, "promoted": self.promoted, "candidate": self.candidate,
                 "baseline": self.baseline, "policy": self.policy, "alpha": self.alpha,
-                "failures": [row(c) for c in self.failures],
-                "checks": [row(c) for c in self.checks],
+                "failures": [c.to_dict() for c in self.failures],
+                "checks": [c.to_dict() for c in self.checks],
                 "notes": self.comparison.notes}
 
     def markdown(self, flips: int = 5) -> str:
@@ -378,8 +390,4 @@ def read_state(path: Path, where: str, fix: str) -> PipelineStateFile:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{where}: no such file; {fix}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{where}: not valid JSON ({exc}); {fix}") from None
-    return parse_state(data, where, fix)
+    return parse_state(read_json(path, fix, where), where, fix)

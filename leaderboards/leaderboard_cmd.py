@@ -13,7 +13,6 @@ imports nothing heavy; the query and the renderers load when the command runs.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from aimed.harness import flag_types
 from aimed.harness.help_text import user_help

@@ -18,11 +18,10 @@ import hashlib
 import json
 import os
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Callable, Optional
 
-from aimed.harness.manifest import MANIFEST
+from aimed.harness.manifest import MANIFEST, package_versions
 
 from .base import StageConfig, StageResult
 from .lineage import Parent
@@ -31,16 +30,6 @@ from .progress import use_stage_bar, write
 STAGE_MARKER = "aimed_stage.json"  # in output_dir: written last, when the whole stage is done
 TRAIN_VERSIONS = ("aimed-eval", "torch", "transformers", "trl", "peft", "accelerate", "datasets",
                   "tokenizers", "bitsandbytes")
-
-
-def package_versions() -> dict:
-    out = {}
-    for name in TRAIN_VERSIONS:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def file_sha256(path: Path) -> str:
@@ -94,7 +83,7 @@ class CheckpointScorer:
             "base_folder": self.base_folder if self.adapter else None, "model_kind": self.kind,
             "template_name": self.config.template_name, "finetune": self.config.finetune,
             "train_data": self.data, "train_metrics": metrics or {},
-            "config": dataclasses.asdict(self.config), "versions": package_versions(),
+            "config": dataclasses.asdict(self.config), "versions": package_versions(TRAIN_VERSIONS),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import StageRecipe, StageResult
-from .trl_online import OnlineRLConfig, train_online
+from .trl_online import ONLINE_RECIPE, OnlineRLConfig, online_stage
 
 NAME = "grpo"
-RECIPE = StageRecipe(order=3, needs=("sft", "rm"), needs_reward_model=True, rank_by="suite/score")
+RECIPE = ONLINE_RECIPE
 
 
 @dataclass
@@ -23,8 +22,4 @@ class Config(OnlineRLConfig):
     defaults to 0.05 here (trl's own default, 0, drops the KL to the reference)."""
 
 
-def train(config: Config, reward_fn=None) -> StageResult:
-    """``reward_fn(prompts, responses) -> scores`` replaces the reward model (tests, Python callers)."""
-    from trl import GRPOConfig, GRPOTrainer
-
-    return train_online(NAME, config, GRPOTrainer, GRPOConfig, reward_fn)
+train = online_stage(NAME, "GRPOTrainer", "GRPOConfig")

@@ -24,7 +24,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from aimed.harness.errors import UserError
 from aimed.harness.verdicts import CheckpointRecord, Line, LineStatus, RecordStatus, StageRecord, Tip

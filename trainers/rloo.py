@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import StageRecipe, StageResult
-from .trl_online import OnlineRLConfig, train_online
+from .trl_online import ONLINE_RECIPE, OnlineRLConfig, online_stage
 
 NAME = "rloo"
-RECIPE = StageRecipe(order=3, needs=("sft", "rm"), needs_reward_model=True, rank_by="suite/score")
+RECIPE = ONLINE_RECIPE
 
 
 @dataclass
@@ -22,8 +21,4 @@ class Config(OnlineRLConfig):
     """RLOO's fields are those of :class:`aimed.trainers.trl_online.OnlineRLConfig`."""
 
 
-def train(config: Config, reward_fn=None) -> StageResult:
-    """``reward_fn(prompts, responses) -> scores`` replaces the reward model (tests, Python callers)."""
-    from trl import RLOOConfig, RLOOTrainer
-
-    return train_online(NAME, config, RLOOTrainer, RLOOConfig, reward_fn)
+train = online_stage(NAME, "RLOOTrainer", "RLOOConfig")

@@ -14,7 +14,10 @@ from typing import Callable, Optional
 
 from aimed.harness.errors import UserError
 
-from .base import StageConfig, StageResult
+from .base import StageConfig, StageRecipe, StageResult
+
+# Both run after sft and need the rm stage's reward model; ranked by the suite score.
+ONLINE_RECIPE = StageRecipe(order=3, needs=("sft", "rm"), needs_reward_model=True, rank_by="suite/score")
 
 
 @dataclass
@@ -73,6 +76,19 @@ def reward_figures(log_history: list[dict]) -> dict:
     if values:
         out["first_reward"], out["last_reward"] = float(values[0]), float(values[-1])
     return out
+
+
+def online_stage(stage: str, trainer_name: str, args_name: str) -> Callable[..., StageResult]:
+    """A stage module's ``train(config, reward_fn=None)`` that runs trl's ``trainer_name``
+    configured by ``args_name`` (trl is imported only when the stage trains)."""
+    def train(config: OnlineRLConfig, reward_fn: Optional[Callable] = None) -> StageResult:
+        import trl
+
+        return train_online(stage, config, getattr(trl, trainer_name), getattr(trl, args_name), reward_fn)
+
+    train.__doc__ = (f"Train the ``{stage}`` stage with trl's ``{trainer_name}``; ``reward_fn(prompts, responses)"
+                     " -> scores`` replaces the reward model (tests, Python callers).")
+    return train
 
 
 def train_online(stage: str, config: OnlineRLConfig, trainer_cls, args_cls, reward_fn: Optional[Callable] = None,

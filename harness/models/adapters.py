@@ -17,12 +17,11 @@ run folder and index record.
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-from ..errors import UserError
+from ..errors import UserError, read_json
 from .args import ModelArgs
 from .loading import HUB_ID, _check_checkpoint, local_folder
 
@@ -32,10 +31,7 @@ _SERIAL = itertools.count(1)  # peft adapter names must be unique within a model
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc}); the checkpoint is damaged") from None
+    data = read_json(path, "the checkpoint is damaged")
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object; the checkpoint is damaged")
     return data

@@ -15,7 +15,7 @@ fallback for models the fast paths do not fit.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 

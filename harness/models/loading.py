@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import UserError
+from ..errors import UserError, read_json
 from .args import ModelArgs
 from .backend import CheckpointInfo
 
@@ -79,10 +79,7 @@ def _check_checkpoint(folder: Path, what: str, marker: str) -> None:
     if not (folder / marker).exists():
         raise UserError(f"{what} {folder}: no {marker} there; give the folder a trainer or "
                         "save_pretrained wrote")
-    try:
-        json.loads((folder / marker).read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{folder / marker}: not valid JSON ({exc}); the checkpoint is damaged") from None
+    read_json(folder / marker, "the checkpoint is damaged")
     for weights in sorted(folder.glob("*.safetensors")):
         _check_safetensors(weights)
 

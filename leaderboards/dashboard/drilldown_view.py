@@ -11,7 +11,7 @@ from aimed.leaderboards.query import date_text
 from aimed.leaderboards.training_labels import training_figures
 
 from . import charts, data, tables
-from .picker import pick_checkpoint
+from .picker import pick_checkpoint, view_rows
 
 
 def lineage_frame(info: dict) -> pd.DataFrame:
@@ -41,10 +41,8 @@ def scores_frame(row: dict) -> pd.DataFrame:
 
 
 def render(db_path: str, version: tuple, board: dict) -> None:
-    st.header("Checkpoint drill-down")
-    rows = board["rows"]
+    rows = view_rows(board, "Checkpoint drill-down")
     if not rows:
-        st.info("No checkpoint matches the filters.")
         return
     row = rows[pick_checkpoint(rows, "dd_checkpoint")]
     left, right = st.columns([2, 3])

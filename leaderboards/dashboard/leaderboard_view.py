@@ -16,6 +16,7 @@ import streamlit as st
 from aimed.leaderboards.query import date_text
 
 from . import tables
+from .picker import view_rows
 
 BEST = "★"
 
@@ -83,10 +84,8 @@ def _cell(value, se, with_stderr: bool):
 
 
 def render(board: dict) -> None:
-    st.header("Leaderboard")
-    rows = board["rows"]
+    rows = view_rows(board, "Leaderboard")
     if not rows:
-        st.info("No checkpoint matches these filters.")
         return
     bases = len({r["base_model"] for r in rows})
     st.caption(f"{plural(len(rows), 'checkpoint')} · {plural(bases, 'base model')} · "

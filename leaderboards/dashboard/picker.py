@@ -35,6 +35,15 @@ def default_pair(rows: list[dict]) -> tuple[tuple[int, int], str]:
     return pair, "No checkpoint on the board has its parent here: the first two rows are compared."
 
 
+def view_rows(board: dict, title: str) -> list[dict]:
+    """Start a view: its header, and the board's rows; a note (and no rows) when the filters
+    leave none."""
+    st.header(title)
+    if not board["rows"]:
+        st.info("No checkpoint matches the filters.")
+    return board["rows"]
+
+
 def pick_checkpoint(rows: list[dict], key: str, label: str = "checkpoint", default: Optional[int] = None,
                     where=None) -> int:
     """The index of the picked row; ``where``: a streamlit container (a column) to draw in."""

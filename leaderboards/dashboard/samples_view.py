@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from . import data, tables
-from .picker import pick_checkpoint
+from .picker import pick_checkpoint, view_rows
 from .samples import sample_tasks, search_items
 
 MAX_SHOWN = 200
@@ -24,10 +24,8 @@ def items_frame(items: list[dict]) -> pd.DataFrame:
 
 
 def render(board: dict) -> None:
-    st.header("Samples")
-    rows = board["rows"]
+    rows = view_rows(board, "Samples")
     if not rows:
-        st.info("No checkpoint matches the filters.")
         return
     row = rows[pick_checkpoint(rows, "smp_checkpoint")]
     run_dir = Path(row["run_dir"])

@@ -264,10 +264,12 @@ def test_rank_by_is_parsed_and_checked_in_one_place():
 
 
 def test_check_words_are_typed():
+    from aimed.harness.compare import MetricRow
     from aimed.harness.verdicts import Check, CheckStatus, Promotion
 
-    c = Check("t", "acc", "task", 0.5, 0.6, 0.1, 0.0, 0.2, 0.01, "mcnemar", 10, True, "*/*", 0.0, True, 0.05, 0.05,
-              CheckStatus.PASS, Promotion.MET)
+    row = MetricRow("t", "acc", 0.5, 0.6, 0.1, 0.0, 0.2, 0.01, "mcnemar", 10, True, True)
+    c = Check(row, "*/*", 0.0, True, 0.05, 0.05, CheckStatus.PASS, Promotion.MET)
+    assert (c.baseline, c.candidate, c.kind) == (0.5, 0.6, "task")
     from aimed.harness.gate import check_words
 
     assert check_words(c) == "pass: significant gain, gain required met"
