@@ -19,7 +19,7 @@ from .models.backend import DEFAULT_BACKEND, Backend, BackendOptions, HashFolder
 from .models.fingerprint import folder_fingerprint
 from .owned import folder_lock
 from .results import build_results, prepare_output_dir, write_run
-from .runner import RunOptions, TaskOutcome, run_task, task_mode
+from .runner import RunOptions, TaskOutcome, is_circular, run_task, task_mode
 from .taskregistry import group_tree, resolve_tasks
 from .taskspec import Mode
 from .templates import RAW_TEMPLATE
@@ -90,6 +90,9 @@ def iter_runs(runs: list[ModelArgs], task_names: list[str], opts: RunOptions, ou
     if opts.cloze_norm and not any(task_mode(t, opts.mode) == Mode.CLOZE for t in tasks):
         raise UserError(f"--cloze_norm {opts.cloze_norm}: applies to cloze mode, and no task of this run "
                         "scores in it; pass --mode cloze or drop --cloze_norm")
+    if opts.circular and not any(t.spec.kind == "multiple_choice" for t in tasks):
+        raise UserError(f"--circular: rotates the options of multiple-choice items, and "
+                        f"{', '.join(t.name for t in tasks)} only generate; drop --circular")
     output_dirs = [Path(d) for d in output_dirs]
     locks = ExitStack()
     for d in output_dirs:  # every folder checked (and claimed) before any model work
@@ -152,7 +155,8 @@ def _score_and_write(args: ModelArgs, backend: Backend, tasks: list, task_names:
         # items each metric applied to (set_f1: the multi-answer items only)
         "scored": {o.task.name: {m: v[2] for m, v in o.metrics.items()} for o in outcomes},
         "options": {"mode": opts.mode, "num_fewshot": opts.num_fewshot, "cloze_norm": opts.cloze_norm or "char",
-                    "template_name": args.template_name},
+                    "template_name": args.template_name,
+                    "circular": [o.task.name for o in outcomes if is_circular(o.task, opts)]},
         "versions": package_versions(), "python": platform.python_version(),
         "timings": {"load_seconds": round(load_seconds, 3), "processes": current().size,
                     **{o.task.name: {"seconds": round(o.seconds, 3), "computed": o.computed,

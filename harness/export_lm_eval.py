@@ -73,8 +73,11 @@ from typing import Any, Optional
 import yaml
 
 from .errors import UserError
+from .models.requests import LoglikelihoodRequest
 from .owned import check_target, write_marker
 from .runner import RunOptions, build_requests
+from .scoring import circular
+from .scoring.score import sample_from_doc
 from .taskregistry import Task, group_tree, resolve_tasks
 from .templates import RAW_TEMPLATE, TOKENIZER_TEMPLATE
 from .taskspec import MODES, Mode
@@ -102,6 +105,7 @@ class ExportedTask:
     n_multi_answer: int
     yaml_path: Path
     data_path: Path
+    n_rotated: int = 0  # of n_docs, the rotated copies of a circular export (ids <id>@rot<r>)
 
 
 @dataclass
@@ -133,7 +137,7 @@ def _check_prefix(prefix: str) -> None:
 def export(names: str | list[str], out_dir: Path, mode: Optional[str] = None,
            num_fewshot: Optional[int] = None, limit: Optional[int] = None, seed: int = 1234,
            template_name: str = RAW_TEMPLATE, tokenizer: Any = None,
-           prefix: str = DEFAULT_PREFIX) -> ExportResult:
+           prefix: str = DEFAULT_PREFIX, circular: Optional[bool] = None) -> ExportResult:
     """Write lm-eval task (and group) YAMLs plus JSONL data for ``names`` into ``out_dir``."""
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
@@ -148,7 +152,10 @@ def export(names: str | list[str], out_dir: Path, mode: Optional[str] = None,
     # an existing folder is written into only when an earlier export made it
     check_target(Path(out_dir), what="--out", kind="export", overwrite=True)
     out_dir = Path(out_dir).expanduser().resolve()
-    opts = RunOptions(mode=mode, num_fewshot=num_fewshot, limit=limit, seed=seed, progress=False)
+    if circular and not any(t.spec.kind == "multiple_choice" for t in tasks):
+        raise UserError(f"--circular: rotates the options of multiple-choice items, and "
+                        f"{', '.join(t.name for t in tasks)} only generate; drop --circular")
+    opts = RunOptions(mode=mode, num_fewshot=num_fewshot, limit=limit, seed=seed, progress=False, circular=circular)
     result = ExportResult(out_dir=out_dir)
     created = not out_dir.exists()
     try:
@@ -194,6 +201,26 @@ def _docs(task: Task, records: list[dict], mode: str) -> tuple[list[dict], int]:
                 doc["gold"] = gold if any_multi else gold[0]
         docs.append(doc)
     return docs, n_multi
+
+
+def _rotated_records(records: list[dict], requests: list) -> list[dict]:
+    """A circular export's rotated items, as records of their own (id ``<id>@rot<r>``): lm-eval
+    then scores every rotation, and its ``acc`` is the mean over rotations (aimed-eval's
+    ``acc_circular``, right under every rotation, needs the items grouped: score that here)."""
+    out = []
+    for r in records:
+        for rot in r.get("circular", ()):
+            doc = {**r["doc"], "id": f"{r['doc']['id']}@rot{rot['rotation']}", "options": rot["options"]}
+            doc["answer"] = list(circular.rotate(sample_from_doc(r["doc"]), rot["rotation"]).answer)
+            if "request" in rot:
+                req = requests[rot["request"]]
+                args = {**r["arguments"], "context": req.context}
+                if isinstance(req, LoglikelihoodRequest):
+                    args["continuations"] = list(req.continuations)
+            else:  # cloze: the same context, the option texts in the rotated order
+                args = {**r["arguments"], "continuations": list(rot["options"].values())}
+            out.append({"doc_id": len(records) + len(out), "doc": doc, "arguments": args})
+    return out
 
 
 def _task_config(task: Task, name: str, mode: str, k: int, opts: RunOptions, template_name: str,
@@ -248,7 +275,7 @@ def _task_config(task: Task, name: str, mode: str, k: int, opts: RunOptions, tem
     return cfg
 
 
-def _header(task: Task, name: str, mode: str, k: int, n_docs: int, n_multi: int) -> str:
+def _header(task: Task, name: str, mode: str, k: int, n_docs: int, n_multi: int, n_rotated: int = 0) -> str:
     lines = [
         f"lm-evaluation-harness 0.4.13 task exported by `aimed-eval export-lm-eval` from {task.name!r}",
         f"(mode {mode}, {n_docs} items). Prompts are aimed-eval's own, built by runner.build_requests:",
@@ -258,6 +285,9 @@ def _header(task: Task, name: str, mode: str, k: int, n_docs: int, n_multi: int)
         "(aimed-eval adds no BOS; lm-eval 0.4.13 otherwise uses the tokenizer's default).",
         "data_files is absolute: datasets resolves a relative one against the current directory.",
     ]
+    if n_rotated:
+        lines += [f"CircularEval: {n_rotated} of the docs are the items with their options rotated (id <id>@rot<r>);",
+                  "lm-eval's acc is then the mean over rotations, not aimed-eval's acc_circular."]
     if task.spec.kind == "generation":
         lines += ["Generation: aimed-eval's ROUGE / BLEU-4 / char-F1 are computed by aimed-eval only",
                   "(lm-eval's rouge needs the hub); chrF here is sacrebleu's and is not comparable."]
@@ -295,10 +325,11 @@ def _dump_yaml(path: Path, header: str, cfg: dict) -> None:
 
 def _export_task(task: Task, opts: RunOptions, template_name: str, out_dir: Path, prefix: str,
                  tokenizer) -> ExportedTask:
-    _, records, k, _ = build_requests(task, opts, tokenizer, template_name)
+    requests, records, k, _ = build_requests(task, opts, tokenizer, template_name)
     mode = str(records[0]["mode"] if records else task.spec.mode)  # a plain string for the YAML
     name = prefix + task.name
-    docs, n_multi = _docs(task, records, mode)
+    rotated = _rotated_records(records, requests)
+    docs, n_multi = _docs(task, records + rotated, mode)
     data_path = out_dir / "data" / f"{name}.jsonl"
     tmp = data_path.with_name(data_path.name + _TMP)
     with tmp.open("w", encoding="utf-8") as f:
@@ -307,9 +338,9 @@ def _export_task(task: Task, opts: RunOptions, template_name: str, out_dir: Path
     tmp.replace(data_path)
     cfg = _task_config(task, name, mode, k, opts, template_name, data_path, records)
     yaml_path = out_dir / f"{name}.yaml"
-    _dump_yaml(yaml_path, _header(task, name, mode, k, len(docs), n_multi), cfg)
+    _dump_yaml(yaml_path, _header(task, name, mode, k, len(docs), n_multi, len(rotated)), cfg)
     return ExportedTask(name=name, source=task.name, mode=mode, num_fewshot=k, n_docs=len(docs),
-                        n_multi_answer=n_multi, yaml_path=yaml_path, data_path=data_path)
+                        n_multi_answer=n_multi, yaml_path=yaml_path, data_path=data_path, n_rotated=len(rotated))
 
 
 # ---- groups -----------------------------------------------------------------------------

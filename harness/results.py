@@ -97,8 +97,9 @@ def build_results(outcomes: list, groups: dict[str, list[str]], config: dict, ai
         noted = {o.task.name: o.extras[key] for o in outcomes if key in getattr(o, "extras", {})}
         if noted:
             aimed = {**aimed, key: noted}
-    for g in groups:
-        hib[g] = {k.split(",")[0]: True for k in group_blocks[g] if "," in k and "_stderr" not in k}
+    for g in groups:  # a group's shared metric keeps its direction (order_sensitivity: lower is better)
+        names = [k.split(",")[0] for k in group_blocks[g] if "," in k and "_stderr" not in k]
+        hib[g] = {n: METRICS.get(n).higher_is_better if n in METRICS else True for n in names}
     return {
         "results": {**group_blocks, **blocks},
         "groups": group_blocks,

@@ -18,6 +18,7 @@ from .errors import UserError
 from .models.backend import Backend
 from .models.requests import GenerateRequest, LoglikelihoodRequest
 from .prompts import PromptConfig, build_context, continuations, pick_fewshot
+from .scoring import circular
 from .scoring.score import by_category, reasoning_traces, score_record, summarise
 from .taskregistry import Task
 from .taskspec import Mode
@@ -34,6 +35,7 @@ class RunOptions:
     seed: int = 1234
     cloze_norm: Optional[str] = None  # None: not asked for; cloze mode then normalises by characters
     progress: bool = True
+    circular: Optional[bool] = None  # None: each task's spec says (``circular:``); see scoring/circular.py
 
 
 @dataclass
@@ -57,11 +59,24 @@ def task_mode(task: Task, requested: Optional[str]) -> Mode:
     return Mode(requested) if requested else task.spec.mode
 
 
+def is_circular(task: Task, opts: RunOptions) -> bool:
+    """Whether the task's items are scored under every rotation of their options: asked for
+    by ``--circular`` or the spec, and only ever for multiple choice."""
+    asked = task.spec.circular if opts.circular is None else opts.circular
+    return asked and task.spec.kind == "multiple_choice"
+
+
 def build_requests(task: Task, opts: RunOptions, tokenizer=None,
                    template_name: str = RAW_TEMPLATE) -> tuple[list, list[dict], int, int]:
     """(requests, records without responses, k-shot, items in the file). ``template_name``:
     the run's chat template (``ModelArgs.template_name``, its one source); ``tokenizer``:
-    needed for the tokenizer's own template only."""
+    needed for the tokenizer's own template only.
+
+    A circular task's rotated requests follow the published order's (one request per item
+    first, so those are exactly a plain run's); each record's ``circular`` list says which
+    request answers each rotation (``request``), or, in cloze mode, none: there the context
+    does not show the options, so a rotation only reorders the same continuations and its
+    scores are the published order's, permuted (``run_task`` fills them)."""
     spec = task.spec
     mode = task_mode(task, opts.mode)
     k = spec.num_fewshot if opts.num_fewshot is None else opts.num_fewshot
@@ -92,6 +107,20 @@ def build_requests(task: Task, opts: RunOptions, tokenizer=None,
         requests.append(req)
         records.append({"doc_id": i, "doc": sample.to_dict(), "target": sample.gold, "mode": mode,
                         "arguments": args})
+    if is_circular(task, opts):
+        for sample, record in zip(samples, records):
+            shots = pick_fewshot(pool, sample, k, opts.seed, task.name, pool_is_own_file=not task.fewshot_path)
+            record["circular"] = []
+            for r in circular.rotations(sample):
+                rotated = circular.rotate(sample, r)
+                entry: dict = {"rotation": r, "options": rotated.options}
+                if mode != Mode.CLOZE:
+                    context = build_context(spec, rotated, shots, cfg, tokenizer)
+                    conts = continuations(spec, rotated, mode)
+                    entry["request"] = len(requests)
+                    requests.append(GenerateRequest(context, spec.generation.max_new_tokens, stops)
+                                    if conts is None else LoglikelihoodRequest(context, tuple(conts)))
+                record["circular"].append(entry)
     return requests, records, k, n_original
 
 
@@ -151,6 +180,10 @@ def run_task(task: Task, backend: Backend, cache, model_fp: str, opts: RunOption
     responses, computed, shards = compute(backend, cache, model_fp, requests, opts.progress, task.name)
     for record, resp in zip(records, responses):
         record["resps"] = resp
+        for rot in record.get("circular", ()):
+            k = len(rot["options"])
+            rot["resps"] = (responses[rot.pop("request")] if "request" in rot
+                            else [resp[(j + rot["rotation"]) % k] for j in range(k)])
         score_record(task.spec, record, opts.cloze_norm or "char")
     extras: dict = {"computed_by_process": shards} if len(shards) > 1 else {}
     # results.json `aimed` records these (results.build_results): rows the data had that were

@@ -95,6 +95,7 @@ class TaskSpec(_Strict):
     primary_metric: Optional[str] = None
     limit: Optional[int] = Field(None, ge=1)
     protocol: Optional[str] = None  # a published protocol reported beside the metrics
+    circular: bool = False  # every item under each rotation of its options (scoring/circular.py)
     on_bad_row: Literal["error", "skip"] = "error"
 
     @property
@@ -201,3 +202,6 @@ def _check_task(spec: TaskSpec, path: Path) -> None:
         raise UserError(f"{path}: primary_metric {spec.primary_metric!r} is not in metrics {spec.metrics}")
     if spec.kind == "generation" and spec.default_mode not in (None, Mode.GENERATE):
         raise UserError(f"{path}: a generation task scores in 'generate' mode only; remove default_mode")
+    if spec.kind == "generation" and spec.circular:
+        raise UserError(f"{path}: circular: rotates the options of multiple-choice items, and this task "
+                        "generates; remove circular")

@@ -59,10 +59,11 @@ def run(ns: argparse.Namespace) -> int:
 
     tokenizer = _tokenizer(ns) if ns.template_name == "tokenizer" else None
     result = export(ns.tasks, ns.out, mode=ns.mode, num_fewshot=ns.num_fewshot, limit=ns.limit,
-                    seed=ns.seed, template_name=ns.template_name, tokenizer=tokenizer, prefix=ns.prefix)
+                    seed=ns.seed, template_name=ns.template_name, tokenizer=tokenizer, prefix=ns.prefix, circular=ns.circular)
     for t in result.tasks:
         multi = f", {t.n_multi_answer} multi-answer (lm-eval's acc differs there)" if t.n_multi_answer else ""
-        print(f"{t.name}: {t.n_docs} items, {t.mode}, {t.num_fewshot}-shot baked in{multi} -> {t.yaml_path}")
+        rotated = f" ({t.n_docs - t.n_rotated} items and {t.n_rotated} rotations of them)" if t.n_rotated else ""
+        print(f"{t.name}: {t.n_docs} items{rotated}, {t.mode}, {t.num_fewshot}-shot baked in{multi} -> {t.yaml_path}")
     for g, path in result.groups.items():
         print(f"{g}: group -> {path}")
     print("run with:")

@@ -65,7 +65,7 @@ def run(ns: argparse.Namespace) -> int:
         hf_logging.disable_progress_bar()
     args = model_args(ns)
     opts = RunOptions(mode=ns.mode, num_fewshot=ns.num_fewshot, limit=ns.limit, seed=ns.seed,
-                      cloze_norm=ns.cloze_norm, progress=not ns.quiet)
+                      cloze_norm=ns.cloze_norm, progress=not ns.quiet, circular=ns.circular)
     names = [t.strip() for t in ns.tasks.split(",") if t.strip()]
     meta = parse_meta(ns.meta)
     kind, options = backend_kind(ns.backend), backend_options(ns)

@@ -15,3 +15,6 @@ def add_prompt_flags(p: argparse.ArgumentParser, verb: str = "score") -> None:
     p.add_argument("--num_fewshot", type=int, default=None, help="few-shot examples in each prompt (default: per task)")
     p.add_argument("--limit", type=int, default=None, help=f"{verb} only the first N items of each task")
     p.add_argument("--seed", type=int, default=1234, help="seed for few-shot sampling")
+    p.add_argument("--circular", action="store_true", default=None,
+                   help=f"CircularEval: {verb} every multiple-choice item under each cyclic rotation of its "
+                        "options as well (default: per task, a spec's `circular: true`)")

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..samples import Sample
 from ..taskspec import Mode, TaskSpec
+from . import circular
 from .choose import choose, normalise
 from .extract import extract_choice, split_reasoning
 from .metrics import METRICS, NO_ANSWER
@@ -45,13 +46,21 @@ def predict(spec: TaskSpec, sample: Sample, mode: str, resp: Any, cloze_norm: st
     return choose(scores, sample.is_multi_answer)
 
 
-def reported_metrics(spec: TaskSpec, mode: str) -> list[str]:
+def reported_metrics(spec: TaskSpec, mode: str, n_options: int = 0) -> list[str]:
     """The per-item metrics a task reports in a mode: its own, plus ``no_answer`` for
-    generate-mode multiple choice."""
+    generate-mode multiple choice, plus the circular metrics of a circular run whose items
+    have at most ``n_options`` options (0: not circular)."""
     names = list(spec.metrics)
     if spec.kind == "multiple_choice" and mode == Mode.GENERATE and NO_ANSWER.name not in names:
         names.append(NO_ANSWER.name)
+    if n_options:
+        names += circular.metric_names(n_options)
     return names
+
+
+def circular_options(records: list[dict]) -> int:
+    """The most options an item of a circular run has; 0 when the records were not rotated."""
+    return max((len(r["doc"]["options"]) for r in records if "circular" in r), default=0)
 
 
 def score_record(spec: TaskSpec, record: dict, cloze_norm: str = "char") -> dict:
@@ -69,13 +78,17 @@ def score_record(spec: TaskSpec, record: dict, cloze_norm: str = "char") -> dict
             record[f"{spec.protocol}_read"] = PROTOCOLS.get(spec.protocol).read(sample, record["resps"])
     for name in reported_metrics(spec, mode):
         record[name] = METRICS.get(name).sample_fn(sample, pred)
+    if "circular" in record:
+        circular.score_rotations(record, sample, pred,
+                                 lambda rotated, resp: predict(spec, rotated, mode, resp, cloze_norm))
     return record
 
 
 def summarise(spec: TaskSpec, records: list[dict], with_protocol: bool = True) -> dict[str, tuple[float, float, int]]:
     """metric -> (value, standard error, items it applied to); the protocol's metrics last."""
     mode = records[0]["mode"] if records else spec.mode
-    out = {name: METRICS.get(name).summarise([r.get(name) for r in records]) for name in reported_metrics(spec, mode)}
+    names = reported_metrics(spec, mode, circular_options(records))
+    out = {name: METRICS.get(name).summarise([r.get(name) for r in records]) for name in names}
     if with_protocol and spec.protocol and mode == Mode.GENERATE and records:
         protocol = PROTOCOLS.get(spec.protocol)
         samples = [sample_from_doc(r["doc"]) for r in records]

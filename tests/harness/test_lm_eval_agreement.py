@@ -184,3 +184,23 @@ def test_exported_yamls_load_in_lm_eval(cli, tmp_path):
 
     code, _, err = cli("export-lm-eval", "--tasks", "no_such_task", "--out", tmp_path / "bad")
     assert code == 2 and "unknown task" in err and "Traceback" not in err
+
+
+def test_circular_export_scored_by_lm_eval_matches_every_rotation(cli, tiny_llama, tmp_path):
+    """``export-lm-eval --circular``: lm-eval scores every rotation of every item as aimed-eval's
+    ``--circular`` run does: the same choice per rotation, so its acc over the exported docs
+    is our mean over rotations."""
+    run_dir, exp = tmp_path / "run", tmp_path / "export"
+    code, _, err = cli("run", "--model", tiny_llama, "--tasks", "demo_mcq", "--circular", "--dtype", "float32",
+                       "--output_dir", run_dir, "--no_cache", "--no_index", "--quiet")
+    assert code == 0, err
+    ours = [json.loads(x) for x in (run_dir / "samples_demo_mcq.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert cli("export-lm-eval", "--tasks", "demo_mcq", "--circular", "--out", exp)[0] == 0
+    docs = [json.loads(x) for x in (exp / "data" / "aimed_demo_mcq.jsonl").read_text(encoding="utf-8").splitlines()]
+    res = _lm_eval(tiny_llama, exp, "aimed_demo_mcq")
+    theirs = {docs[s["doc_id"]]["id"]: s["acc"] for s in res["samples"]["aimed_demo_mcq"]}
+    mine = {r["doc"]["id"]: r["acc"] for r in ours if len(r["doc"]["answer"]) == 1}
+    mine.update({f"{r['doc']['id']}@rot{c['rotation']}": c["acc"] for r in ours if len(r["doc"]["answer"]) == 1
+                 for c in r["circular"]})
+    assert len(mine) == 20 * 5 - 2  # 20 single-answer items, five options but two of four
+    assert {k: theirs[k] for k in mine} == mine  # multi-answer items: lm-eval reads them its own way
