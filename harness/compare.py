@@ -85,6 +85,10 @@ class Comparison:
     n_boot: int
     seed: int
     main_metrics: dict[str, str] = field(default_factory=dict)
+    # task -> (items flagged, items checked) in run B's records, for the tasks that were
+    # checked against its training data (--contamination_data); the gate's max_contaminated
+    contaminated: dict[str, tuple[int, int]] = field(default_factory=dict)
+    only_clean: bool = False  # rows over the items neither run's training data contains
 
     def row(self, task: str, metric: str) -> Optional[MetricRow]:
         return next((r for r in self.metrics if r.task == task and r.metric == metric), None)
@@ -95,6 +99,8 @@ class Comparison:
                 "categories": [_clean(asdict(r)) for r in self.categories],
                 "flips": [_clean(asdict(f)) for f in self.flips],
                 "main_metrics": self.main_metrics, "notes": self.notes,
+                "contaminated": {t: {"flagged": f, "checked": n} for t, (f, n) in self.contaminated.items()},
+                "only_clean": self.only_clean,
                 "alpha": self.alpha, "n_boot": self.n_boot, "seed": self.seed}
 
 
@@ -166,9 +172,19 @@ def _aggregate_for(metric: str, values: list) -> Optional[Any]:
 
 
 # ---- the comparison ---------------------------------------------------------------------
+def _flagged(record: dict) -> bool:
+    return bool((record.get("contamination") or {}).get("flagged"))
+
+
+def _checked(records: dict) -> bool:
+    return bool(records) and all("contamination" in r for r in records.values())
+
+
 class _Builder:
-    def __init__(self, ra: RunFolder, rb: RunFolder, n_boot: int, seed: int, alpha: float):
+    def __init__(self, ra: RunFolder, rb: RunFolder, n_boot: int, seed: int, alpha: float,
+                 only_clean: bool = False):
         self.ra, self.rb = ra, rb
+        self.only_clean = only_clean
         self.n_boot, self.seed, self.alpha = n_boot, seed, alpha
         self.notes: list[str] = []
         self.pairs: dict[str, _TaskPairs] = {}
@@ -189,8 +205,21 @@ class _Builder:
             keys = [k for k in a if k in b]
             if len(keys) < max(len(a), len(b)):
                 self.notes.append(f"{t}: {len(keys)} items scored by both runs (A: {len(a)}, B: {len(b)})")
+            if self.only_clean:
+                keys = self.clean_keys(t, keys, a, b)
             self.pairs[t] = _TaskPairs(keys, a, b)
         return common
+
+    def clean_keys(self, task: str, keys: list, a: dict, b: dict) -> list:
+        """The items neither run's training data contains (a run not checked flags none)."""
+        if not (_checked(a) or _checked(b)):
+            raise UserError(f"{task}: neither {self.ra.path} nor {self.rb.path} was checked against its training "
+                            "data, so there is no clean subset; score with --contamination_data FILE, or judge "
+                            "on: all")
+        clean = [k for k in keys if not _flagged(a[k]) and not _flagged(b[k])]
+        self.notes.append(f"{task}: on the clean subset, {len(clean)} of {len(keys)} items (left out: those "
+                          "found in either checkpoint's training data)")
+        return clean
 
     def leaf_stratum(self, task: str, metric: str) -> Optional[Stratum]:
         if (task, metric) not in self.strata:
@@ -350,14 +379,15 @@ def _flips(bld: _Builder, task: str, metric: str, max_flips: int) -> list[Flip]:
 
 
 def compare_runs(run_a: Path, run_b: Path, *, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05,
-                 max_flips: int = MAX_CONTINUOUS_FLIPS) -> Comparison:
-    """Compare run B against run A (delta = B - A) over the items both scored."""
+                 max_flips: int = MAX_CONTINUOUS_FLIPS, only_clean: bool = False) -> Comparison:
+    """Compare run B against run A (delta = B - A) over the items both scored; ``only_clean``:
+    over those of them that neither checkpoint's training data contains."""
     if n_boot < 1:
         raise UserError(f"--n_boot {n_boot}: give at least 1 resample (2000 is the default)")
     if not 0 < alpha < 1:
         raise UserError(f"--alpha {alpha}: give a level between 0 and 1, e.g. 0.05")
     ra, rb = read_run(Path(run_a)), read_run(Path(run_b))
-    bld = _Builder(ra, rb, n_boot, seed, alpha)
+    bld = _Builder(ra, rb, n_boot, seed, alpha, only_clean)
     common = bld.pair_tasks()
     rows: list[MetricRow] = []
     main: dict[str, str] = {}
@@ -375,4 +405,7 @@ def compare_runs(run_a: Path, run_b: Path, *, n_boot: int = 2000, seed: int = 0,
         rows.append(suite)
     categories = [c for (t, m) in list(bld.strata) for c in _categories(bld, t, m)]
     flips = [f for t in common if t in main for f in _flips(bld, t, main[t], max_flips)]
-    return Comparison(ra.ref(), rb.ref(), rows, categories, flips, bld.notes, alpha, n_boot, seed, main)
+    contaminated = {t: (sum(_flagged(r) for r in bld.pairs[t].b.values()), len(bld.pairs[t].b))
+                    for t in common if _checked(bld.pairs[t].b)}
+    return Comparison(ra.ref(), rb.ref(), rows, categories, flips, bld.notes, alpha, n_boot, seed, main,
+                      contaminated, only_clean)

@@ -46,12 +46,35 @@ def change_words(delta: Optional[float], p_value: Optional[float], alpha: float,
 def check_words(c: Check) -> str:
     """A gate row's outcome in words: ``pass: no significant drop``, ``fail: significant drop``,
     ``pass: significant gain, gain required met`` (never a tick beside a drop)."""
+    if c.metric == CONTAMINATED_ITEMS:
+        return f"{c.status}: {c.reason}"
     words = f"{c.status}: {change_words(c.delta, c.p_value, c.alpha, c.higher_is_better, numbers=False)}"
     if c.status == CheckStatus.PASS and c.max_drop is not None and EPS < c.drop <= c.max_drop + EPS:
         words += f", within max_drop {c.max_drop:g}"
     if c.promotion is not None:
         words += f", gain required {c.promotion}"
     return words
+
+
+CONTAMINATED_ITEMS = "contaminated_items"
+
+
+def _contamination_check(comp: Comparison, pol: Policy) -> Check:
+    """``max_contaminated``: the eval items the candidate's training data holds, counted over
+    the tasks its run checked, against the policy's limit."""
+    if not comp.contaminated:
+        raise UserError(f"{pol.source}: max_contaminated {pol.max_contaminated}: {comp.run_b['run_dir']} was not "
+                        "checked against its training data; score it with --contamination_data FILE")
+    flagged = sum(f for f, _ in comp.contaminated.values())
+    checked = sum(n for _, n in comp.contaminated.values())
+    row = MetricRow("suite", CONTAMINATED_ITEMS, math.nan, float(flagged), math.nan, math.nan, math.nan, math.nan,
+                    "count", checked, False, False, "suite")
+    check = Check(row, "max_contaminated", None, False, None, pol.alpha, CheckStatus.PASS,
+                  reason=f"{flagged} of {checked} eval items found in the training data "
+                         f"(max_contaminated {pol.max_contaminated})")
+    if flagged > pol.max_contaminated:
+        check.status = CheckStatus.FAIL
+    return check
 
 
 def _judge(row: MetricRow, name: str, rule: Rule, policy: Policy) -> Check:
@@ -92,13 +115,15 @@ def gate(candidate: Path, baseline: Path, policy: Union[Policy, Path, str, None]
     or None for the built-in default). Raises UserError for bad input."""
     pol = _as_policy(policy)
     comp = comparison or compare_runs(Path(baseline), Path(candidate), n_boot=pol.n_boot, seed=pol.seed,
-                                      alpha=pol.alpha)
+                                      alpha=pol.alpha, only_clean=pol.on == "clean")
     check_names(pol, comp.metrics, pol.source)
     checks = []
     for row in comp.metrics:
         found = pol.rule_for(row.task, row.metric, row.kind)
         if found is not None:
             checks.append(_judge(row, found[0], found[1], pol))
+    if pol.max_contaminated is not None:
+        checks.append(_contamination_check(comp, pol))
     passed = not any(c.status == CheckStatus.FAIL for c in checks)
     promoted = passed and all(c.promotion != Promotion.NOT_MET for c in checks)
     return Verdict(passed, promoted, comp.run_b, comp.run_a, pol.source, pol.alpha, checks, comp)

@@ -23,6 +23,14 @@ reported but not judged. A rule:
 * ``min_gain``: the gain required for promotion (``null``: none asked).
 * ``alpha``: this rule's significance level.
 
+Two keys judge against the training data (runs scored with ``--contamination_data``, or by
+the pipeline, which checks each stage's training files; ``docs/contamination.md``):
+
+* ``on: clean``: every row is compared over the items that neither checkpoint's training
+  data contains (``on: all``, the default: over every item).
+* ``max_contaminated: N``: the candidate fails when its training data holds more than
+  ``N`` of the eval items (the pipeline checks this before it trains the stage).
+
 Unknown keys are errors, in the file and in every rule, and values are checked strictly
 (``"yes"`` is not a boolean). Without a policy file the built-in default fails on any
 significant drop (p < 0.05) of any metric of any task or group of the run.
@@ -33,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -59,6 +67,8 @@ class Policy(BaseModel):
     n_boot: int = Field(default=2000, ge=100)
     seed: int = 0
     rank_by: str = f"{SUITE}/score"
+    on: Literal["all", "clean"] = "all"
+    max_contaminated: Optional[int] = Field(default=None, ge=0)
     rules: dict[str, dict[str, Rule]] = Field(default_factory=lambda: {ANY: {ANY: Rule()}})
 
     _source: str = PrivateAttr(default="built-in default")  # the file it came from

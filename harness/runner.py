@@ -36,6 +36,11 @@ class RunOptions:
     cloze_norm: Optional[str] = None  # None: not asked for; cloze mode then normalises by characters
     progress: bool = True
     circular: Optional[bool] = None  # None: each task's spec says (``circular:``); see scoring/circular.py
+    # training files the checkpoint was trained on: each item's overlap is kept in its
+    # record and every metric is reported on the clean subset too (scoring/clean.py)
+    contamination_data: tuple[str, ...] = ()
+    contamination_ngram: Optional[int] = None  # None: the scanner's default
+    contamination_threshold: Optional[float] = None
 
 
 @dataclass
@@ -171,7 +176,10 @@ def compute(backend: Backend, cache, model_fp: str, requests: list, progress: bo
 
 
 def run_task(task: Task, backend: Backend, cache, model_fp: str, opts: RunOptions,
-             template_name: str = RAW_TEMPLATE) -> TaskOutcome:
+             template_name: str = RAW_TEMPLATE, overlaps: Optional[dict[str, dict]] = None) -> TaskOutcome:
+    """Score one task. ``overlaps``: item id -> its overlap with the checkpoint's training data
+    (``contamination.ItemOverlap.to_record()``), kept in each record so the clean-subset
+    metrics are computed (``scoring/clean.py``) and re-scoring keeps them."""
     started = time.perf_counter()
     # The tokenizer only renders its own chat template; not asking for it otherwise lets the HF
     # backend skip loading it when every answer is in the response cache (models/hf.py).
@@ -180,6 +188,8 @@ def run_task(task: Task, backend: Backend, cache, model_fp: str, opts: RunOption
     responses, computed, shards = compute(backend, cache, model_fp, requests, opts.progress, task.name)
     for record, resp in zip(records, responses):
         record["resps"] = resp
+        if overlaps is not None:
+            record["contamination"] = overlaps[record["doc"]["id"]]
         for rot in record.get("circular", ()):
             k = len(rot["options"])
             rot["resps"] = (responses[rot.pop("request")] if "request" in rot

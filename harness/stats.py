@@ -88,7 +88,16 @@ def wilson_interval(share: float, n: int, z: float = 1.959964) -> tuple[float, f
     return (0.0 if share <= 0 else lo), (1.0 if share >= 1 else hi)
 
 
-PROPORTIONS = ("acc",)  # scores that are a share of items right: Wilson's interval
+# scores that are a share of items (right, order-sensitive, found in the training data,
+# unanswered): Wilson's interval; acc_rot<r> and a proportion's _clean are proportions too
+PROPORTIONS = ("acc", "acc_circular", "order_sensitivity", "contaminated", "no_answer")
+
+
+def is_proportion(metric: str) -> bool:
+    import re
+
+    name = metric[:-len("_clean")] if metric.endswith("_clean") else metric
+    return name in PROPORTIONS or re.fullmatch(r"acc_rot\d+", name) is not None
 
 
 def score_interval95(value: Optional[float], se: Optional[float], n: Optional[int],
@@ -99,7 +108,7 @@ def score_interval95(value: Optional[float], se: Optional[float], n: Optional[in
     (every score here is a mean of per-item values in [0, 1]). None: nothing to go on."""
     if value is None:
         return None
-    if metric in PROPORTIONS and n and 0.0 <= value <= 1.0:
+    if is_proportion(metric) and n and 0.0 <= value <= 1.0:
         return wilson_interval(value, int(n))
     if se is None:
         return None

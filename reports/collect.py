@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from aimed.harness.errors import UserError
 from aimed.leaderboards import query
+from aimed.leaderboards.robustness import robustness
 
 # Bars and heatmaps show every checkpoint when there are this few; otherwise the best
 # checkpoint of each stage, at most MAX_SHOWN of them (by the headline number, Row.average).
@@ -48,6 +49,7 @@ class ReportContent:
     comparison_note: str = ""
     labels: dict[str, str] = field(default_factory=dict)  # run_id -> short checkpoint label
     pipeline: Optional[dict] = None         # the pipeline's state file (gate decisions), if any
+    robustness: list[dict] = field(default_factory=list)  # query.robustness rows of the shown checkpoints
 
 
 def split_list(text: Optional[str]) -> Optional[list[str]]:
@@ -113,7 +115,8 @@ def collect(db_path: Path, filters: Filters, compare: Optional[tuple[str, str]] 
         content = ReportContent(db_path=Path(db_path), filters=filters,
                                 generated=time.strftime("%Y-%m-%d %H:%M:%S"), board=board, shown=shown,
                                 shown_note=note, progression=progression, categories=categories,
-                                main_metric=main_metric, labels=short_labels(board.rows))
+                                main_metric=main_metric, labels=short_labels(board.rows),
+                                robustness=robustness(db, [r.run_id for r in shown], main_metric))
         from .comparison import choose_comparison
 
         content.comparison, content.comparison_note = choose_comparison(db, board, compare)

@@ -121,3 +121,4 @@ def flip_summary(flips: list[dict]) -> str:
     return (f"{len(flips)} item{'' if len(flips) == 1 else 's'} flipped on their task's main metric: "
             f"{better_b} better in B, {len(flips) - better_b} better in A{shown}.")
 
+

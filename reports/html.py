@@ -23,6 +23,8 @@ from html import escape
 from plotly.io.json import to_json_plotly
 from plotly.offline import get_plotlyjs
 
+from aimed.leaderboards import robustness as robust
+
 from . import figures
 from . import format as fmt
 from .collect import ReportContent
@@ -204,6 +206,12 @@ def comparison_section(c: ReportContent, charts: _Charts) -> str:
         flip_table)
 
 
+def robustness_section(c: ReportContent) -> str:
+    rows = [robust.cells(r, c.labels.get(r["run_id"], r["run_id"])) for r in c.robustness]
+    return _section("robustness", "Robustness: option order and training data", _note(robust.NOTE),
+                    _table(robust.HEADER, rows, numeric={3, 4, 5, 6, 7}))
+
+
 # task, item, question, target, A output, B output, A score, B score: the question and the
 # two outputs side by side in capped widths (fixed layout), so B never scrolls out of view
 FLIP_COLUMNS = ["narrow", "narrow", "text", "target", "output", "output", "score", "score"]
@@ -228,6 +236,9 @@ def render(c: ReportContent) -> str:
                 categories_section(c, charts), comparison_section(c, charts)]
     links = [("leaderboard", "Leaderboard"), ("tasks", "By task"), ("progression", "Progression"),
              ("categories", "By category"), ("comparison", "Comparison")]
+    if c.robustness:  # only runs scored with --circular or --contamination_data have these
+        sections.insert(2, robustness_section(c))
+        links.insert(2, ("robustness", "Robustness"))
     if c.pipeline is not None:  # the gate decisions right after the leaderboard they explain
         sections.insert(1, pipeline_section(c))
         links.insert(1, ("pipeline", "Pipeline"))

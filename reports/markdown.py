@@ -5,6 +5,8 @@ escaped, line breaks folded, so user text cannot break the table's columns.
 
 from __future__ import annotations
 
+from aimed.leaderboards import robustness as robust
+
 from . import format as fmt
 from .collect import ReportContent
 
@@ -102,11 +104,18 @@ def pipeline_section(c: ReportContent) -> str:
     return "\n\n".join(parts)
 
 
+def robustness_section(c: ReportContent) -> str:
+    rows = [robust.cells(r, c.labels.get(r["run_id"], r["run_id"])) for r in c.robustness]
+    return "## Robustness: option order and training data\n\n" + robust.NOTE + "\n\n" + _table(robust.HEADER, rows)
+
+
 def render(c: ReportContent) -> str:
     head = (f"# AiMed-Eval report\n\nGenerated {c.generated} from `{c.db_path}`; filters: {c.filters.describe()}; "
             f"{len(c.board.rows)} checkpoints, {len(c.board.tasks)} tasks.")
     parts = [head, leaderboard_section(c), tasks_section(c), progression_section(c), categories_section(c),
              comparison_section(c)]
+    if c.robustness:  # only runs scored with --circular or --contamination_data have these
+        parts.insert(3, robustness_section(c))
     if c.pipeline is not None:  # the gate decisions right after the leaderboard they explain
         parts.insert(2, pipeline_section(c))
     return "\n\n".join(p.rstrip() for p in parts) + "\n"

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..samples import Sample
 from ..taskspec import Mode, TaskSpec
-from . import circular
+from . import circular, clean
 from .choose import choose, normalise
 from .extract import extract_choice, split_reasoning
 from .metrics import METRICS, NO_ANSWER
@@ -46,15 +46,18 @@ def predict(spec: TaskSpec, sample: Sample, mode: str, resp: Any, cloze_norm: st
     return choose(scores, sample.is_multi_answer)
 
 
-def reported_metrics(spec: TaskSpec, mode: str, n_options: int = 0) -> list[str]:
+def reported_metrics(spec: TaskSpec, mode: str, n_options: int = 0, checked: bool = False) -> list[str]:
     """The per-item metrics a task reports in a mode: its own, plus ``no_answer`` for
     generate-mode multiple choice, plus the circular metrics of a circular run whose items
-    have at most ``n_options`` options (0: not circular)."""
+    have at most ``n_options`` options (0: not circular), plus, for records ``checked``
+    against training data, the clean subset's (``clean.py``)."""
     names = list(spec.metrics)
     if spec.kind == "multiple_choice" and mode == Mode.GENERATE and NO_ANSWER.name not in names:
         names.append(NO_ANSWER.name)
     if n_options:
         names += circular.metric_names(n_options)
+    if checked:
+        names += clean.metric_names(names)
     return names
 
 
@@ -81,13 +84,15 @@ def score_record(spec: TaskSpec, record: dict, cloze_norm: str = "char") -> dict
     if "circular" in record:
         circular.score_rotations(record, sample, pred,
                                  lambda rotated, resp: predict(spec, rotated, mode, resp, cloze_norm))
+    if "contamination" in record:
+        clean.fill(record, reported_metrics(spec, mode, circular_options([record])))
     return record
 
 
 def summarise(spec: TaskSpec, records: list[dict], with_protocol: bool = True) -> dict[str, tuple[float, float, int]]:
     """metric -> (value, standard error, items it applied to); the protocol's metrics last."""
     mode = records[0]["mode"] if records else spec.mode
-    names = reported_metrics(spec, mode, circular_options(records))
+    names = reported_metrics(spec, mode, circular_options(records), clean.is_checked(records))
     out = {name: METRICS.get(name).summarise([r.get(name) for r in records]) for name in names}
     if with_protocol and spec.protocol and mode == Mode.GENERATE and records:
         protocol = PROTOCOLS.get(spec.protocol)

@@ -101,6 +101,18 @@ def category_scores(db_path: str, version: tuple, run_id: str) -> list[dict]:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
+def robustness(db_path: str, version: tuple, run_id: str, main_metrics: tuple) -> list[dict]:
+    """``leaderboards.robustness`` rows of one run; ``main_metrics``: (task, metric) pairs."""
+    from aimed.leaderboards.robustness import robustness as rows
+
+    db = query.open_index(Path(db_path))
+    try:
+        return rows(db, [run_id], dict(main_metrics))
+    finally:
+        db.close()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
 def run_info(db_path: str, version: tuple, run_id: str) -> dict:
     db = query.open_index(Path(db_path))
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from aimed.leaderboards import robustness as robust
 from aimed.leaderboards.query import date_text
 from aimed.leaderboards.training_labels import training_figures
 
@@ -54,6 +55,12 @@ def render(db_path: str, version: tuple, board: dict) -> None:
         what = f"{board['headline']} suite score" if board.get("headline") else "average"
         st.caption(f"{what} {row['average']:.4f}" if row.get("average") is not None else "")
         tables.show(scores_frame(row), "scores")
+        checks = data.robustness(db_path, version, row["run_id"], tuple(sorted(board["metrics"].items())))
+        if checks:
+            st.subheader("Robustness")
+            st.caption(robust.NOTE)
+            tables.show(pd.DataFrame([robust.cells(c, data.checkpoint_label(row))[1:] for c in checks],
+                                     columns=robust.HEADER[1:], dtype=object), "robustness")
         training = training_frame(data.manifest(row["run_dir"]))
         if len(training):
             st.subheader("Training")
