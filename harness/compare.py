@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import UserError
+from .scoring.clean import CONTAMINATED
 from .runfolder import RunFolder, read_run
 from .stats import Stratum, is_binary, paired_bootstrap_ci, paired_test
 
@@ -275,7 +276,7 @@ def _group_rows(bld: _Builder, common: list[str], main: dict[str, str]) -> list[
         leaves = score_weights(g, groups)
         if not all(leaf in common for leaf in leaves):
             continue
-        for metric in [m for m in bld.ra.metrics(g) if m in bld.rb.metrics(g)]:
+        for metric in [m for m in bld.ra.metrics(g) if m in bld.rb.metrics(g) and m != CONTAMINATED]:
             if metric == "score":
                 strata = bld.weighted(leaves, lambda leaf: main[leaf])
                 hib = all(bld.hib.get((leaf, main[leaf]), True) for leaf in leaves)
@@ -391,8 +392,8 @@ def compare_runs(run_a: Path, run_b: Path, *, n_boot: int = 2000, seed: int = 0,
     common = bld.pair_tasks()
     rows: list[MetricRow] = []
     main: dict[str, str] = {}
-    for t in common:
-        for metric in [m for m in ra.metrics(t) if m in rb.metrics(t)]:
+    for t in common:  # `contaminated` describes the training data, not the model: the gate's max_contaminated
+        for metric in [m for m in ra.metrics(t) if m in rb.metrics(t) and m != CONTAMINATED]:
             s = bld.leaf_stratum(t, metric)
             if s is not None:
                 rows.append(bld.row(t, metric, [s], bld.hib[(t, metric)], "task"))

@@ -23,6 +23,7 @@ from .runner import RunOptions, TaskOutcome, is_circular, run_task, task_mode
 from .taskregistry import group_tree, resolve_tasks
 from .taskspec import Mode
 from .templates import RAW_TEMPLATE
+from .training_overlap import check_training_data
 
 @dataclass
 class RunResult:
@@ -103,7 +104,9 @@ def iter_runs(runs: list[ModelArgs], task_names: list[str], opts: RunOptions, ou
         task.samples()
         if task.fewshot_path and (opts.num_fewshot or task.spec.num_fewshot):
             task.fewshot_pool()
-    try:
+    try:  # the training data is read before the model loads, so a bad file fails first
+        data_check = check_training_data(tasks, opts.contamination_data, opts.contamination_ngram,
+                                         opts.contamination_threshold, opts.progress and current().is_main)
         cache = ResponseCache(cache_dir) if use_cache and cache_dir else NoCache()
     except BaseException:
         locks.close()
@@ -119,7 +122,7 @@ def iter_runs(runs: list[ModelArgs], task_names: list[str], opts: RunOptions, ou
                 built.use_adapter(args.lora_model[0])
             load_seconds = time.perf_counter() - load_started
             yield _score_and_write(args, built, tasks, task_names, opts, cache, output_dir,
-                                   backend_options.batch_size, meta, started, load_seconds)
+                                   backend_options.batch_size, meta, started, load_seconds, data_check)
     finally:
         cache.close()
         locks.close()
@@ -127,9 +130,11 @@ def iter_runs(runs: list[ModelArgs], task_names: list[str], opts: RunOptions, ou
 
 def _score_and_write(args: ModelArgs, backend: Backend, tasks: list, task_names: list[str], opts: RunOptions,
                      cache, output_dir: Path, batch_size: str, meta: Optional[dict], started: float,
-                     load_seconds: float) -> RunResult:
+                     load_seconds: float, data_check: tuple) -> RunResult:
     fingerprint = model_fingerprint(backend, args, cache)
-    outcomes = [run_task(t, backend, cache, fingerprint, opts, args.template_name) for t in tasks]
+    overlaps, data_summary = data_check
+    outcomes = [run_task(t, backend, cache, fingerprint, opts, args.template_name,
+                         overlaps.get(t.name) if overlaps is not None else None) for t in tasks]
     info = backend.info
     model_folder = Path(info.model_folder) if info.model_folder else None
     adapters = [Path(a) for a in info.adapter_folders]
@@ -157,6 +162,7 @@ def _score_and_write(args: ModelArgs, backend: Backend, tasks: list, task_names:
         "options": {"mode": opts.mode, "num_fewshot": opts.num_fewshot, "cloze_norm": opts.cloze_norm or "char",
                     "template_name": args.template_name,
                     "circular": [o.task.name for o in outcomes if is_circular(o.task, opts)]},
+        **({"contamination": data_summary} if data_summary else {}),
         "versions": package_versions(), "python": platform.python_version(),
         "timings": {"load_seconds": round(load_seconds, 3), "processes": current().size,
                     **{o.task.name: {"seconds": round(o.seconds, 3), "computed": o.computed,

@@ -159,6 +159,8 @@ def parse_policy(data, source: str) -> Policy:
         data = {}
     if not isinstance(data, dict):
         raise UserError(f"{source}: the policy must be a mapping of alpha, rank_by, rules")
+    if True in data:  # YAML 1.1 reads a bare `on:` key as the boolean true
+        data = {("on" if k is True else k): v for k, v in data.items()}
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:

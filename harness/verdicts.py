@@ -31,7 +31,7 @@ from .errors import UserError, read_json
 if TYPE_CHECKING:
     from .compare import Comparison
 
-__all__ = ["CheckStatus", "Promotion", "StageVerdict", "DecisionKind", "LineStatus", "RecordStatus", "Check",
+__all__ = ["DataCheck", "CheckStatus", "Promotion", "StageVerdict", "DecisionKind", "LineStatus", "RecordStatus", "Check",
            "Verdict", "CheckRow", "Failure", "Decision", "CheckpointRecord", "Tip", "StageRecord", "Line",
            "PipelineStateFile", "SCHEMA_VERSION", "STATE_FILE", "parse_state", "read_state"]
 
@@ -242,6 +242,31 @@ class Tip:
 
 
 @dataclass
+class DataCheck:
+    """What the pipeline found when it checked a stage's training data against the eval
+    tasks before training (``harness/contamination``): per task, the eval items the data
+    holds, of those checked."""
+    files: list[str]
+    ngram: int
+    threshold: float
+    flagged: dict[str, int]         # task -> items found in the data
+    checked: dict[str, int]         # task -> items checked
+    max_contaminated: Optional[int] = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.flagged.values())
+
+    @property
+    def words(self) -> str:
+        """``3 of 2,040 eval items in the training data (cmexam 3)``."""
+        where = ", ".join(f"{t} {n}" for t, n in self.flagged.items() if n)
+        limit = "" if self.max_contaminated is None else f"; max_contaminated {self.max_contaminated}"
+        return (f"{self.total} of {sum(self.checked.values()):,} eval items in the training data"
+                + (f" ({where})" if where else "") + limit)
+
+
+@dataclass
 class StageRecord:
     status: RecordStatus
     hash: str                       # the stage's settings: a rerun reuses the record when they match
@@ -255,6 +280,7 @@ class StageRecord:
     training: Optional[str] = None  # the training figures in words, first → last
     checkpoints: list[CheckpointRecord] = field(default_factory=list)
     decision: Optional[Decision] = None
+    data_check: Optional[DataCheck] = None  # the training data against the eval tasks, before training
 
 
 @dataclass
@@ -343,7 +369,16 @@ def _record(d: dict) -> StageRecord:
                        _get(d, "started") or 0.0, _get(d, "finished"), str(_get(d, "parent", "")),
                        _get(d, "parent_stage"), _get(d, "parent_run"), str(_get(d, "output_dir", "")),
                        dict(_get(d, "train_metrics") or {}), _get(d, "training"), ckpts,
-                       _decision(_get(d, "decision")))
+                       _decision(_get(d, "decision")), _data_check(_get(d, "data_check")))
+
+
+def _data_check(d: Optional[dict]) -> Optional[DataCheck]:
+    """Absent from files written before the check existed (and from stages not checked)."""
+    if d is None:
+        return None
+    return DataCheck([str(f) for f in _get(d, "files") or []], int(_get(d, "ngram", required=True)),
+                     float(_get(d, "threshold", required=True)), dict(_get(d, "flagged") or {}),
+                     dict(_get(d, "checked") or {}), _get(d, "max_contaminated"))
 
 
 def _line(d: dict) -> Line:

@@ -24,7 +24,7 @@ from . import format as fmt
 # verdicts in words (the HTML adds a coloured badge by CSS): emoji render as empty boxes
 # where no emoji font is installed, and a tick said nothing of what the gate saw
 VERDICTS = tuple(v.value for v in StageVerdict)
-VERDICT_COLUMN = 5  # in STAGE_HEADER
+VERDICT_COLUMN = 6  # in STAGE_HEADER
 FIX = "give the pipeline_state.json that `aimed-eval pipeline` wrote in its output_root"
 
 __all__ = ["discover", "load_state", "stage_rows", "line_title", "intro", "STAGE_HEADER", "VERDICTS",
@@ -77,20 +77,22 @@ def _deltas(decision: Decision) -> str:
     return "; ".join(out) or "–"
 
 
-STAGE_HEADER = ["stage", "from", "training", "checkpoints (gain on rank_by, gate)", "promoted", "verdict",
-                "deltas judged", "decision"]
+STAGE_HEADER = ["stage", "from", "training", "eval items in its training data", "checkpoints (gain on rank_by, gate)",
+                "promoted", "verdict", "deltas judged", "decision"]
 
 
 def stage_rows(line: Union[Line, dict]) -> list[list[str]]:
     rows = []
     for stage, rec in _typed(line).stages.items():
         d = rec.decision
+        data = rec.data_check.words if rec.data_check else "not checked"
         if d is None:
-            rows.append([stage, rec.parent_stage or "–", "–", _checkpoints(rec, None), "–", "interrupted", "–",
+            rows.append([stage, rec.parent_stage or "–", "–", data, _checkpoints(rec, None), "–", "interrupted", "–",
                          "will be redone on the next run"])
             continue
-        rows.append([stage, rec.parent_stage or "–", rec.training or "–", _checkpoints(rec, d.promoted_checkpoint),
-                     _name(d.promoted_checkpoint), str(d.verdict), _deltas(d), d.summary])
+        rows.append([stage, rec.parent_stage or "–", rec.training or "–", data,
+                     _checkpoints(rec, d.promoted_checkpoint), _name(d.promoted_checkpoint), str(d.verdict),
+                     _deltas(d), d.summary])
     return rows
 
 

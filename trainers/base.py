@@ -100,6 +100,9 @@ class StageConfig:
         eval_mode: ``loglikelihood`` | ``cloze`` | ``generate`` (None: each task's default).
         eval_db: the results index the runs are recorded in (default as ``aimed-eval
             leaderboard`` reads: ``$AIMED_DB``, else ``aimed_runs/aimed_index.sqlite``).
+        eval_contamination_data: training files the checkpoint was trained on (the pipeline
+            gives the line's, this stage's included): each scored item's overlap with them is
+            recorded and every metric is reported on the clean subset too (``_clean``).
     """
 
     model: str = ""
@@ -137,6 +140,7 @@ class StageConfig:
     eval_limit: Optional[int] = None
     eval_mode: Optional[str] = None
     eval_db: Optional[str] = None
+    eval_contamination_data: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -30,6 +30,7 @@ from aimed.harness.verdicts import CheckpointRecord, Line, LineStatus, RecordSta
 
 from .base import REWARD_KEY
 from .pipeline_config import BaseModelSpec, PipelineConfig
+from .pipeline_data import check_stage_data, lineage_files, refused
 from .pipeline_gate import gate_stage, side_decision
 from .pipeline_state import PipelineState
 
@@ -179,10 +180,22 @@ def _run_stage(config: PipelineConfig, state: PipelineState, base: BaseModelSpec
     keys.update(model=parent.checkpoint, output_dir=str(out), base_model=base.name,
                 eval_tasks=list(config.eval_tasks) if not recipe.side else [],
                 eval_limit=config.eval_limit, eval_mode=config.eval_mode, eval_db=str(config.index_db))
-    stage_config = stages.load_stage_config(stage, None, keys)
     record = StageRecord(RecordStatus.RUNNING, digest, time.time(), None, parent.checkpoint, parent.stage,
                          parent.run_dir, str(out))
+    files = lineage_files(config, base, line, stage) if not recipe.side and config.eval_tasks else []
+    if files:  # before training: the data against the eval items (pipeline_data.py)
+        policy = config.policy_for(stage)
+        record.data_check = check_stage_data(config, files, policy)
+        keys["eval_contamination_data"] = record.data_check.files
+        say(f"[{base.name}] {stage}: training data checked: {record.data_check.words}")
+        record.decision = refused(record.data_check, policy)
+    stage_config = stages.load_stage_config(stage, None, keys)
     line.stages[stage] = record
+    if record.decision is not None:  # refused before any compute was spent
+        record.status, record.finished = RecordStatus.DONE, time.time()
+        state.save()
+        say(f"[{base.name}] {stage}: gate: {record.decision.summary}")
+        return record
     state.save()
     say(f"[{base.name}] {stage}: training from {parent.stage} ({_short(parent.checkpoint)}) ...")
     result = stages.train_stage(stage, stage_config)

@@ -43,7 +43,7 @@ from aimed.harness.verdicts import STATE_FILE
 from .base import REWARD_KEY, StageRecipe
 
 SET_BY_PIPELINE = ("model", "output_dir", "base_model", "overwrite", "eval_tasks", "eval_limit", "eval_mode",
-                   "eval_db")
+                   "eval_db", "eval_contamination_data")
 PATH_KEYS = ("train_files", REWARD_KEY, "tokenizer_path")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

@@ -35,6 +35,14 @@ def add_parser(sub) -> None:
     p.add_argument("--cloze_norm", choices=CLOZE_NORMS, default=None,
                    help="cloze mode's length normalisation (default: char)")
     add_prompt_flags(p)
+    p.add_argument("--contamination_data", nargs="+", default=[], metavar="FILE",
+                   help="training files the checkpoint was trained on: each item's overlap with them is recorded "
+                        "and every metric is reported on the clean subset too (acc_clean, contaminated); "
+                        "see docs/contamination.md")
+    p.add_argument("--contamination_ngram", type=int, default=None, metavar="N",
+                   help="n-gram length in characters for --contamination_data (default 13)")
+    p.add_argument("--contamination_threshold", type=float, default=None, metavar="T",
+                   help="share of an item's n-grams found that flags it, 0..1 (default 0.5)")
     p.add_argument("--batch_size", default="auto", help="N or auto")
     p.add_argument("--output_dir", type=Path, default=None, help="run folder (default: aimed_runs/<model>-<time>); with several "
                    "adapters, the folder that holds one run folder an adapter")
@@ -59,13 +67,26 @@ def run(ns: argparse.Namespace) -> int:
         raise UserError("--limit: give a positive number of items")
     if ns.num_fewshot is not None and ns.num_fewshot < 0:
         raise UserError("--num_fewshot: give 0 or more")
+    if (ns.contamination_ngram is not None or ns.contamination_threshold is not None) and not ns.contamination_data:
+        raise UserError("--contamination_ngram/--contamination_threshold: apply to --contamination_data FILE; "
+                        "give the training files or drop them")
+    if ns.contamination_data:
+        from ..contamination.scan import check_settings, DEFAULT_THRESHOLD
+
+        try:
+            check_settings(ns.contamination_ngram, "char", DEFAULT_THRESHOLD if ns.contamination_threshold is None
+                           else ns.contamination_threshold)
+        except UserError as exc:
+            raise UserError("--contamination_" + exc.message.lstrip("-")) from None
     if ns.quiet:  # transformers' own "Loading weights" bars too
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
     args = model_args(ns)
     opts = RunOptions(mode=ns.mode, num_fewshot=ns.num_fewshot, limit=ns.limit, seed=ns.seed,
-                      cloze_norm=ns.cloze_norm, progress=not ns.quiet, circular=ns.circular)
+                      cloze_norm=ns.cloze_norm, progress=not ns.quiet, circular=ns.circular,
+                      contamination_data=tuple(ns.contamination_data), contamination_ngram=ns.contamination_ngram,
+                      contamination_threshold=ns.contamination_threshold)
     names = [t.strip() for t in ns.tasks.split(",") if t.strip()]
     meta = parse_meta(ns.meta)
     kind, options = backend_kind(ns.backend), backend_options(ns)

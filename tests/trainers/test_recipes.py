@@ -111,7 +111,7 @@ def test_the_report_reads_a_version_1_file():
     rows = pl.stage_rows(state["lines"]["slow"])
     assert [r[pl.VERDICT_COLUMN] for r in rows] == ["promoted", "not promoted"]
     assert pl.line_title("bad", state["lines"]["bad"]) == "bad: failed — train_files: nope.jsonl: no such file"
-    assert pl.stage_rows(state["lines"]["rl"])[1][5] == "interrupted"
+    assert pl.stage_rows(state["lines"]["rl"])[1][pl.VERDICT_COLUMN] == "interrupted"
 
 
 @pytest.mark.parametrize("change, message", [
