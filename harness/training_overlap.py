@@ -56,11 +56,12 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 
 def _bar(checked: list, progress: bool):
-    """A tqdm bar over the bytes read (None when progress is off)."""
+    """A tqdm bar over the bytes read (None when progress is off); shown only once a scan has
+    taken two seconds, so a small file's check prints nothing but its result."""
     if not progress:
         return None
     from tqdm.auto import tqdm
 
     bar = tqdm(total=sum(tf.size for tf in checked), desc="training data", unit="B", unit_scale=True,
-               dynamic_ncols=True, leave=False)
+               dynamic_ncols=True, leave=False, delay=2.0)
     return bar.update
