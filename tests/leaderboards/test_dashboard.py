@@ -454,3 +454,29 @@ def test_dashboard_in_headless_chromium(index):
                 proc.wait()
     with pytest.raises(OSError):  # stopped: nothing listens on the port any more
         urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+
+
+def test_drilldown_shows_robustness_of_a_circular_checked_run(cli, tiny_llama, monkeypatch, tmp_path):
+    """A real run with --circular and --contamination_data: the drill-down's Robustness table
+    shows its main metric beside the circular and clean-subset values, as the index has them."""
+    data = tmp_path / "sft.jsonl"
+    data.write_text(json.dumps({"instruction": "成人正常心率是多少？", "input": "",
+                                "output": "成人安静状态下正常心率为每分钟60～100次，超过100次为心动过速。"},
+                               ensure_ascii=False) + "\n", encoding="utf-8")
+    db = tmp_path / "index.sqlite"
+    code, _, err = cli("run", "--model", tiny_llama, "--tasks", "demo_mcq", "--circular", "--contamination_data", data,
+                       "--output_dir", tmp_path / "run", "--db", db, "--no_cache", "--quiet")
+    assert code == 0, err
+    monkeypatch.setenv("AIMED_DB", str(db))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params["view"] = "Checkpoint"
+    at.run()
+    assert not at.exception, at.exception
+    shown = table(at, "robustness")
+    res = json.loads((tmp_path / "run" / "results.json").read_text(encoding="utf-8"))["results"]["demo_mcq"]
+    row = dict(zip(shown.columns, shown.iloc[0]))
+    assert row["task"] == "demo_mcq" and row["metric"] == "acc"
+    assert row["circular"].startswith(f"{res['acc_circular,none']:.4f} [")
+    assert row["order-sensitive"].startswith(f"{res['order_sensitivity,none']:.4f} [")
+    assert row["clean"].startswith(f"{res['acc_clean,none']:.4f} [")
+    assert row["contaminated"].startswith(f"{res['contaminated,none']:.4f} [")
