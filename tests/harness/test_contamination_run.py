@@ -57,7 +57,9 @@ def test_run_reports_clean_subset(cli, tiny_llama, leaked_sft, tmp_path):
     assert res["aimed"]["scored"]["cmexam"]["acc_clean"] == CMEXAM_LIMIT - len(planted)
     assert res["higher_is_better"]["cmexam"]["contaminated"] is False
     summary = res["aimed"]["contamination"]
-    assert summary["ngram"] == 13 and summary["files"] == [str(leak)] and summary["flagged"]["cmexam"] == 5
+    from aimed.harness.contamination import DEFAULT_N
+
+    assert summary["ngram"] == DEFAULT_N["char"] and summary["files"] == [str(leak)] and summary["flagged"]["cmexam"] == 5
     assert "acc_clean" in stdout and "contaminated" in stdout
     # re-scoring keeps the overlaps and gives the same numbers, without the model or the data
     again = tmp_path / "again"

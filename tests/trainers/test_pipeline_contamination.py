@@ -66,7 +66,9 @@ def test_contaminated_sft_is_stopped_before_training(outcome):
     check = sft["data_check"]
     assert check["flagged"] == {"demo_mcq": 24, "demo_medterm": 16}  # every demo item: the SFT file holds them
     assert check["checked"] == {"demo_mcq": 24, "demo_medterm": 16}
-    assert check["max_contaminated"] == 3 and check["ngram"] == 13
+    from aimed.harness.contamination import DEFAULT_N
+
+    assert check["max_contaminated"] == 3 and check["ngram"] == DEFAULT_N["char"]
     assert [Path(f).name for f in check["files"]] == ["pretrain.txt", "sft.jsonl"]  # the line's data so far
     assert sft["decision"]["verdict"] == "failed" and not sft["decision"]["go_on"]
     assert sft["decision"]["summary"].startswith("not trained: its training data holds 40 eval items")
@@ -98,3 +100,12 @@ def test_report_shows_the_data_check(outcome, cli, tmp_path):
     assert "eval items in its training data" in text
     assert "40 of 40 eval items in the training data (demo_mcq 24, demo_medterm 16); max_contaminated 3" in text
     assert "## Robustness" in text and "acc_clean" not in text.split("## Robustness")[0]
+
+
+def test_html_report_has_the_robustness_section(outcome, cli, tmp_path):
+    root = outcome["root"]
+    code, _, err = cli("report", "--db", root / "out" / "aimed_index.sqlite", "--out", tmp_path / "r.html")
+    assert code == 0, err
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert 'href="#robustness"' in html and "Robustness: option order and training data" in html
+    assert "40 of 40 eval items in the training data" in html
