@@ -20,6 +20,7 @@ from ..index_lookup import remember_index
 from ..models.adapters import plan_runs, run_names
 from ..models.backend import backend_kind, check_options
 from ..owned import protected_reason
+from ..contamination.scan import DEFAULT_N, DEFAULT_THRESHOLD
 from ..runner import RunOptions
 from ..scoring.score import CLOZE_NORMS
 from .summary import print_summary
@@ -40,9 +41,9 @@ def add_parser(sub) -> None:
                         "and every metric is reported on the clean subset too (acc_clean, contaminated); "
                         "see docs/contamination.md")
     p.add_argument("--contamination_ngram", type=int, default=None, metavar="N",
-                   help="n-gram length in characters for --contamination_data (default 13)")
+                   help=f"n-gram length in characters for --contamination_data (default {DEFAULT_N['char']})")
     p.add_argument("--contamination_threshold", type=float, default=None, metavar="T",
-                   help="share of an item's n-grams found that flags it, 0..1 (default 0.5)")
+                   help=f"share of an item's n-grams found that flags it, 0..1 (default {DEFAULT_THRESHOLD})")
     p.add_argument("--batch_size", default="auto", help="N or auto")
     p.add_argument("--output_dir", type=Path, default=None, help="run folder (default: aimed_runs/<model>-<time>); with several "
                    "adapters, the folder that holds one run folder an adapter")
@@ -71,7 +72,7 @@ def run(ns: argparse.Namespace) -> int:
         raise UserError("--contamination_ngram/--contamination_threshold: apply to --contamination_data FILE; "
                         "give the training files or drop them")
     if ns.contamination_data:
-        from ..contamination.scan import check_settings, DEFAULT_THRESHOLD
+        from ..contamination.scan import check_settings
 
         try:
             check_settings(ns.contamination_ngram, "char", DEFAULT_THRESHOLD if ns.contamination_threshold is None
