@@ -59,7 +59,7 @@ def render(db_path: str, version: tuple, board: dict) -> None:
         if checks:
             st.subheader("Robustness")
             st.caption(robust.NOTE)
-            tables.show(pd.DataFrame([robust.cells(c, data.checkpoint_label(row))[1:] for c in checks],
+            tables.show(pd.DataFrame([robust.cells(c, "")[1:] for c in checks],
                                      columns=robust.HEADER[1:], dtype=object), "robustness")
         training = training_frame(data.manifest(row["run_dir"]))
         if len(training):

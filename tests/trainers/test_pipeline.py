@@ -178,7 +178,9 @@ def test_report_shows_the_gate_decisions(runs, workdir, cli, tmp_path):
     md = (tmp_path / "r.md").read_text(encoding="utf-8")
     section = md.split("## Pipeline", 1)[1].split("\n## ", 1)[0]
     assert "### fast: done" in section and "### slow: stopped by the gate" in section
-    verdicts = [row.split(" | ")[5] for row in section.splitlines() if row.startswith("| ") and " | " in row
+    from aimed.reports import pipeline as pl
+
+    verdicts = [row.split(" | ")[pl.VERDICT_COLUMN] for row in section.splitlines() if row.startswith("| ") and " | " in row
                 and row.split(" | ")[0][2:] in ("pt", "sft", "rm", "ppo", "dpo")]
     assert verdicts.count("promoted") == 4 and verdicts.count("not promoted") == 1  # verdicts in words
     assert "✅" not in section and "⛔" not in section
