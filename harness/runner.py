@@ -18,6 +18,7 @@ from .errors import UserError
 from .models.backend import Backend
 from .models.requests import GenerateRequest, LoglikelihoodRequest
 from .prompts import PromptConfig, build_context, continuations, pick_fewshot
+from .samples import Sample
 from .scoring import circular
 from .scoring.score import by_category, reasoning_traces, score_record, summarise
 from .taskregistry import Task
@@ -97,34 +98,34 @@ def build_requests(task: Task, opts: RunOptions, tokenizer=None,
         raise UserError(f"task {task.name!r}: --num_fewshot {k} needs {k} examples but {task.fewshot_path} "
                         f"holds {len(pool)}; lower --num_fewshot to {len(pool)} or less")
     cfg = PromptConfig(mode=mode, num_fewshot=k, seed=opts.seed, template_name=template_name)
-    requests, records = [], []
     stops = tuple(spec.generation.stop) + template_stops(template_name)
-    for i, sample in enumerate(samples):
-        shots = pick_fewshot(pool, sample, k, opts.seed, task.name, pool_is_own_file=not task.fewshot_path)
-        context = build_context(spec, sample, shots, cfg, tokenizer)
-        conts = continuations(spec, sample, mode)
+
+    def request(item: Sample, shots: list[Sample]) -> tuple[Any, dict]:
+        """The item's request and the arguments its record keeps."""
+        context = build_context(spec, item, shots, cfg, tokenizer)
+        conts = continuations(spec, item, mode)
         if conts is None:
-            req: Any = GenerateRequest(context, spec.generation.max_new_tokens, stops)
-            args = {"context": context, "max_new_tokens": req.max_new_tokens, "stop": list(stops)}
-        else:
-            req = LoglikelihoodRequest(context, tuple(conts))
-            args = {"context": context, "continuations": list(conts)}
+            req = GenerateRequest(context, spec.generation.max_new_tokens, stops)
+            return req, {"context": context, "max_new_tokens": req.max_new_tokens, "stop": list(stops)}
+        return LoglikelihoodRequest(context, tuple(conts)), {"context": context, "continuations": list(conts)}
+
+    shots_of = [pick_fewshot(pool, s, k, opts.seed, task.name, pool_is_own_file=not task.fewshot_path)
+                for s in samples]
+    requests, records = [], []
+    for i, (sample, shots) in enumerate(zip(samples, shots_of)):
+        req, args = request(sample, shots)
         requests.append(req)
         records.append({"doc_id": i, "doc": sample.to_dict(), "target": sample.gold, "mode": mode,
                         "arguments": args})
     if is_circular(task, opts):
-        for sample, record in zip(samples, records):
-            shots = pick_fewshot(pool, sample, k, opts.seed, task.name, pool_is_own_file=not task.fewshot_path)
+        for sample, shots, record in zip(samples, shots_of, records):
             record["circular"] = []
             for r in circular.rotations(sample):
                 rotated = circular.rotate(sample, r)
                 entry: dict = {"rotation": r, "options": rotated.options}
                 if mode != Mode.CLOZE:
-                    context = build_context(spec, rotated, shots, cfg, tokenizer)
-                    conts = continuations(spec, rotated, mode)
                     entry["request"] = len(requests)
-                    requests.append(GenerateRequest(context, spec.generation.max_new_tokens, stops)
-                                    if conts is None else LoglikelihoodRequest(context, tuple(conts)))
+                    requests.append(request(rotated, shots)[0])
                 record["circular"].append(entry)
     return requests, records, k, n_original
 
@@ -178,7 +179,7 @@ def compute(backend: Backend, cache, model_fp: str, requests: list, progress: bo
 def run_task(task: Task, backend: Backend, cache, model_fp: str, opts: RunOptions,
              template_name: str = RAW_TEMPLATE, overlaps: Optional[dict[str, dict]] = None) -> TaskOutcome:
     """Score one task. ``overlaps``: item id -> its overlap with the checkpoint's training data
-    (``contamination.ItemOverlap.to_record()``), kept in each record so the clean-subset
+    (``training_overlap.check_training_data``), kept in each record so the clean-subset
     metrics are computed (``scoring/clean.py``) and re-scoring keeps them."""
     started = time.perf_counter()
     # The tokenizer only renders its own chat template; not asking for it otherwise lets the HF
