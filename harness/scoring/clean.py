@@ -2,7 +2,7 @@
 
 A run scored with ``--contamination_data`` (or by the pipeline, with the stage's training
 files) carries each item's overlap with that data in its record (``contamination``:
-``overlap``, ``longest``, ``flagged``; see ``harness/contamination``). Every per-item metric
+``share``, ``longest``, ``flagged``; see ``harness/contamination``). Every per-item metric
 ``m`` then gets ``m_clean``: its value on an unflagged item, none on a flagged one, so the
 task's ``m_clean`` is ``m`` over the clean subset, with its own standard error, and compare
 pairs it on the items clean in both runs. ``contaminated`` is the share of flagged items
