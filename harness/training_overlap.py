@@ -42,7 +42,7 @@ def check_training_data(tasks: list[Task], files: tuple[str, ...], ngram: Option
         report = scan_items(items, checked, ngram, "char", threshold, progress=_bar(checked, progress))
         overlaps: Overlaps = {}
         for o in report.items:
-            overlaps.setdefault(o.task, {})[o.id] = {"share": o.share, "longest": o.longest, "flagged": o.flagged}
+            overlaps.setdefault(o.task, {})[o.id] = o.to_record()
         summary = {"files": report.files, "ngram": report.n, "unit": report.unit, "threshold": report.threshold,
                    "flagged": {t: c.flagged for t, c in report.counts().items()},
                    "checked": {t: c.items for t, c in report.counts().items()}}
