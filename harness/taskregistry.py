@@ -208,12 +208,15 @@ def check_task_names(spec: TaskSpec, path: Path) -> None:
     for name in spec.metrics:
         metric = METRICS.get(name) if name in METRICS else None
         if metric is None:
-            known = [m for m in METRICS.names() if METRICS.get(m).protocol is None]
+            known = [m for m in METRICS.names() if METRICS.get(m).protocol is None and METRICS.get(m).kinds]
             raise UserError(f"{path}: unknown metric {name!r}{did_you_mean(name, known)}; "
                             f"known: {', '.join(known)}")
         if metric.protocol:
             raise UserError(f"{path}: metric {name!r} is reported by the {metric.protocol!r} protocol; "
                             f"remove it from metrics and set `protocol: {metric.protocol}`")
+        if not metric.kinds:  # acc_circular, acc_clean, ...: computed from a run's options
+            raise UserError(f"{path}: metric {name!r} is reported by run options (--circular, "
+                            "--contamination_data), not named in a spec; remove it from metrics")
         if spec.kind not in metric.kinds:
             fits = [m for m in METRICS.names() if spec.kind in METRICS.get(m).kinds and not METRICS.get(m).protocol]
             raise UserError(f"{path}: metric {name!r} does not fit a {spec.kind} task; "
