@@ -143,6 +143,7 @@ def main() -> int:
     if ns._child:
         scan_child(ns._child[0], ns._child[2:], ns._child[1])
         return 0
+    ns.work_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="aimed-contamination-bench-", dir=ns.work_dir))
     try:
         t = time.perf_counter()
