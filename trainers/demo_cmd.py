@@ -1,5 +1,6 @@
-"""``aimed-eval demo``: the whole loop on a tiny model. Measured: 142 s on a 2-core machine
-that other jobs shared (load average 3.6); it takes longer the busier the machine is.
+"""``aimed-eval demo``: the whole loop on a tiny model. Measured: 52 s on a 2-core machine
+that another job shared (load average 0.3 rising to 1.5); it takes longer the busier the
+machine is.
 
 1. copies the bundled demo data (raw medical text, SFT instructions, preference pairs, the
    pipeline.yaml and gates.yaml: ``trainers/demo_data/``) into ``--out``;
