@@ -5,4 +5,4 @@ Importing this package registers them all in ``aimed.harness.plugins.LOADERS``:
 CSV/JSONL). ``_io`` holds the reading helpers they share.
 """
 
-from . import cmexam, cmmlu, csl, medqa_mcmle, medterm, table  # noqa: F401  (importing registers them)
+from . import cmb, cmexam, cmmlu, csl, medqa_mcmle, medterm, mlecqa, table  # noqa: F401  (importing registers them)
