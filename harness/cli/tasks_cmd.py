@@ -78,7 +78,7 @@ def missing_note(missing: list[str]) -> str:
     return (f"missing data for {len(missing)} task(s): {', '.join(missing)}\n"
             f"looked under {where}\n"
             f"set {DATA_ENV} to the folder that holds the publishers' files (cmexam/val.csv, cmmlu/test/*.csv, "
-            "csl/, medterm/), or see `aimed-eval validate TASK`")
+            "csl/, medterm/, cmb/CMB-Exam/, mlecqa/), or see `aimed-eval validate TASK`")
 
 
 def validate(ns: argparse.Namespace) -> int:

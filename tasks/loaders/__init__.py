@@ -1,8 +1,9 @@
 """Loaders, one a publisher format, shared by the tasks that use it.
 
 Importing this package registers them all in ``aimed.harness.plugins.LOADERS``:
-``cmexam``, ``cmmlu``, ``csl``, ``medterm``, ``medqa_mcmle`` and ``table`` (a user's own
-CSV/JSONL). ``_io`` holds the reading helpers they share.
+``cmexam``, ``cmmlu``, ``csl``, ``medterm``, ``medqa_mcmle``, ``cmb`` (CMB-Exam),
+``mlecqa`` (MLEC-QA) and ``table`` (a user's own CSV/JSONL). ``_io`` holds the reading
+helpers they share; ``_jsonlist`` reads a file that is one JSON list (CMB, MLEC-QA).
 """
 
 from . import cmb, cmexam, cmmlu, csl, medqa_mcmle, medterm, mlecqa, table  # noqa: F401  (importing registers them)

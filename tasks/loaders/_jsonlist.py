@@ -10,8 +10,6 @@ index is what tells them apart.
 
 A problem with the whole file (not a list, broken JSON syntax) is a UserError at once; a
 problem with one item is a ``BadRow`` in its place (``samples_from_items``).
-
-Not in ``_io.py`` only because this change was kept to new files; it belongs there.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from aimed.harness.errors import UserError
 from aimed.harness.samples import BadRow, Sample
 from aimed.harness.taskspec import DataSpec
 
-from ._io import options_from_mapping, read_text, text
+from ._io import options_from_mapping, parse_answer, read_text, text
 
 Item = tuple[int, int, Any]  # (line the item starts on, index in the list, the decoded value)
 _WS = " \t\r\n"
@@ -128,3 +126,22 @@ def options_dropping_blanks(obj: Any, at: str) -> dict[str, str]:
     if isinstance(obj, dict):
         obj = {k: v for k, v in obj.items() if not (v is None or (isinstance(v, str) and not v.strip()))}
     return options_from_mapping(obj, at)
+
+
+def choice_fields(obj: dict, question_key: str, options_key: str, at: str) -> tuple[str, dict[str, str], tuple]:
+    """(question, options, answer letters) of a publisher's multiple-choice record, each
+    checked: the fields present, the question not empty, the answer given and among the
+    options (blank options left out)."""
+    require_fields(obj, (question_key, options_key, "answer"), at)
+    question = field_text(obj, question_key, at)
+    if not question:
+        raise UserError(f"{at}, field {question_key!r}: empty; fill it in or remove the item")
+    options = options_dropping_blanks(obj[options_key], f"{at}, field {options_key!r}")
+    answer = parse_answer(obj["answer"], f"{at}, field 'answer'")
+    if not answer:
+        raise UserError(f"{at}, field 'answer': empty; give the letter(s) of the correct option(s)")
+    missing = [a for a in answer if a not in options]
+    if missing:
+        raise UserError(f"{at}, field 'answer': {''.join(missing)!r} is not among the options "
+                        f"{''.join(options)} (blank options are left out); fix the answer or the options")
+    return question, options, answer

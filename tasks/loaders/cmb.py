@@ -42,8 +42,8 @@ from aimed.harness.runfolder import read_run
 from aimed.harness.samples import BadRow, Sample
 from aimed.harness.taskspec import DataSpec
 
-from ._io import parse_answer, where
-from ._jsonlist import field_text, options_dropping_blanks, read_json_list, require_fields, samples_from_items
+from ._io import where
+from ._jsonlist import choice_fields, field_text, read_json_list, samples_from_items
 
 CATEGORIES = ("exam_type", "exam_class", "exam_subject")
 SINGLE = "单项选择题"  # one answer; 多项选择题: several
@@ -62,18 +62,7 @@ def load_cmb(path: Path, data: DataSpec) -> Iterator[Union[Sample, BadRow]]:
 
     def make(line: int, index: int, obj: dict) -> Sample:
         at = f"{path}:{line}: item [{index}]"
-        require_fields(obj, ("question", "option", "answer"), at)
-        question = field_text(obj, "question", at)
-        if not question:
-            raise UserError(f"{at}, field 'question': empty; fill it in or remove the item")
-        options = options_dropping_blanks(obj["option"], f"{at}, field 'option'")
-        answer = parse_answer(obj["answer"], f"{at}, field 'answer'")
-        if not answer:
-            raise UserError(f"{at}, field 'answer': empty; give the letter(s) of the correct option(s)")
-        missing = [a for a in answer if a not in options]
-        if missing:
-            raise UserError(f"{at}, field 'answer': {''.join(missing)!r} is not among the options "
-                            f"{''.join(options)} (blank options are left out); fix the answer or the options")
+        question, options, answer = choice_fields(obj, "question", "option", at)
         qtype = field_text(obj, "question_type", at)
         if qtype == SINGLE and len(answer) > 1:
             raise UserError(f"{at}, field 'answer': {''.join(answer)!r} has {len(answer)} letters but "

@@ -48,8 +48,8 @@ from aimed.harness.errors import UserError
 from aimed.harness.samples import BadRow, Sample
 from aimed.harness.taskspec import DataSpec
 
-from ._io import parse_answer, text, where
-from ._jsonlist import field_text, options_dropping_blanks, read_json_list, require_fields, samples_from_items
+from ._io import text, where
+from ._jsonlist import choice_fields, field_text, read_json_list, samples_from_items
 
 SUBSETS = ("Clinic", "Stomatology", "PublicHealth", "TCM", "CWM")
 SHARED_TYPES = ("A3/A4型题", "B1型题")  # questions that share a case (A3/A4) or options (B1)
@@ -63,18 +63,10 @@ def load_mlecqa(path: Path, data: DataSpec) -> Iterator[Union[Sample, BadRow]]:
 
     def make(line: int, index: int, obj: dict) -> Sample:
         at = f"{path}:{line}: item [{index}]"
-        require_fields(obj, ("qtext", "options", "answer"), at)
-        question = field_text(obj, "qtext", at)
-        if not question:
-            raise UserError(f"{at}, field 'qtext': empty; fill it in or remove the record")
-        options = options_dropping_blanks(obj["options"], f"{at}, field 'options'")
-        answer = parse_answer(obj["answer"], f"{at}, field 'answer'")
+        question, options, answer = choice_fields(obj, "qtext", "options", at)
         if len(answer) != 1:
-            raise UserError(f"{at}, field 'answer': {''.join(answer) or 'empty'!r}: give the one letter "
+            raise UserError(f"{at}, field 'answer': {''.join(answer)!r}: give the one letter "
                             "of the correct option (MLEC-QA questions have one answer)")
-        if answer[0] not in options:
-            raise UserError(f"{at}, field 'answer': {answer[0]!r} is not among the options "
-                            f"{''.join(options)} (blank options are left out); fix the answer or the options")
         qtype = field_text(obj, "qtype", at)
         field_text(obj, "qid", at)  # a list or object there is a bad row (_item_ids passed it over)
         return Sample(

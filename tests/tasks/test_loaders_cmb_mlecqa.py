@@ -224,7 +224,7 @@ def test_mlecqa_answers_and_fields(tmp_path):
         load("mlecqa", f)
     message = str(exc.value)
     assert "item [1], field 'answer': 'AB': give the one letter of the correct option" in message
-    assert "item [2], field 'answer': 'empty'" in message
+    assert "item [2], field 'answer': empty; give the letter" in message
     assert "item [3]: missing field 'qtext'" in message
     assert "item [5], field 'qid': a JSON list" in message
     items = load("mlecqa", f, skip=True)
