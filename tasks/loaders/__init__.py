@@ -6,4 +6,4 @@ Importing this package registers them all in ``aimed.harness.plugins.LOADERS``:
 helpers they share; ``_jsonlist`` reads a file that is one JSON list (CMB, MLEC-QA).
 """
 
-from . import cmb, cmexam, cmmlu, csl, medqa_mcmle, medterm, mlecqa, table  # noqa: F401  (importing registers them)
+from . import cmb, cmbclin, cmexam, cmmlu, cmtmedqa, csl, huatuo26m, medqa_mcmle, medterm, mlecqa, promptcblue, table  # noqa: F401  (importing registers them)

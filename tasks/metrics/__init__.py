@@ -2,4 +2,4 @@
 acc, set_f1 (choice), rouge1/rouge2/rougeL (overlap), bleu4 (bleu), char_f1, keyword_f1 (f1).
 """
 
-from . import bleu, choice, f1, overlap  # noqa: F401  (importing registers them)
+from . import bleu, cblue, choice, f1, overlap  # noqa: F401  (importing registers them)

@@ -236,7 +236,8 @@ def test_mlecqa_answers_and_fields(tmp_path):
 
 def test_specs_and_groups():
     assert group_members("mlecqa") == list(MLECQA_SUBSETS)
-    assert group_members("medqa_full") == group_members("medqa") + ["cmb_val", *MLECQA_SUBSETS]
+    full = group_members("medqa_full")  # later issue-19 tasks follow (test_loaders_promptcblue_openqa.py)
+    assert full[:len(group_members("medqa")) + 6] == group_members("medqa") + ["cmb_val", *MLECQA_SUBSETS]
     tasks = {t.name: t for t in resolve_tasks("cmb_val,mlecqa")}
     assert tasks["cmb_val"].spec.data.path == "$AIMED_DATA/cmb/CMB-Exam/CMB-val/CMB-val-merge.json"
     assert tasks["cmb_val"].spec.metrics == ["acc", "set_f1"]
