@@ -31,6 +31,9 @@ class Sample:
     categories: dict[str, str] = field(default_factory=dict)
     where: str = ""
     explanation: str = ""
+    # a generation item's label set, the names its output is read against (PromptCBLUE's
+    # answer_choices: the entity types of an extraction item); never put to the model as options
+    labels: tuple[str, ...] = ()
 
     @property
     def is_multi_answer(self) -> bool:
@@ -50,6 +53,7 @@ class Sample:
             "target": self.target,
             "categories": self.categories,
             **({"explanation": self.explanation} if self.explanation else {}),
+            **({"labels": list(self.labels)} if self.labels else {}),
         }
 
 

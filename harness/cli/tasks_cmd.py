@@ -77,8 +77,8 @@ def missing_note(missing: list[str]) -> str:
         f"{data_root()}, the default: {DATA_ENV} is not set"
     return (f"missing data for {len(missing)} task(s): {', '.join(missing)}\n"
             f"looked under {where}\n"
-            f"set {DATA_ENV} to the folder that holds the publishers' files (cmexam/val.csv, cmmlu/test/*.csv, "
-            "csl/, medterm/, cmb/CMB-Exam/, mlecqa/), or see `aimed-eval validate TASK`")
+            f"set {DATA_ENV} to the folder that holds the publishers' files in their own layout (each task's "
+            "row above names the file it reads), or see `aimed-eval validate TASK`")
 
 
 def validate(ns: argparse.Namespace) -> int:

@@ -28,7 +28,8 @@ CLOZE_NORMS = ("none", "token", "char")
 def sample_from_doc(doc: dict) -> Sample:
     return Sample(id=doc["id"], question=doc["question"], options=doc.get("options", {}),
                   answer=tuple(doc.get("answer", ())), target=doc.get("target", ""),
-                  categories=doc.get("categories", {}), explanation=doc.get("explanation", ""))
+                  categories=doc.get("categories", {}), explanation=doc.get("explanation", ""),
+                  labels=tuple(doc.get("labels", ())))
 
 
 def predict(spec: TaskSpec, sample: Sample, mode: str, resp: Any, cloze_norm: str = "char") -> Any:

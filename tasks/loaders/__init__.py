@@ -2,7 +2,8 @@
 
 Importing this package registers them all in ``aimed.harness.plugins.LOADERS``:
 ``cmexam``, ``cmmlu``, ``csl``, ``medterm``, ``medqa_mcmle``, ``cmb`` (CMB-Exam),
-``mlecqa`` (MLEC-QA) and ``table`` (a user's own CSV/JSONL). ``_io`` holds the reading
+``mlecqa`` (MLEC-QA), ``cmbclin`` (CMB-Clin), ``promptcblue``, ``huatuo26m``, ``cmtmedqa``
+and ``table`` (a user's own CSV/JSONL). ``_io`` holds the reading
 helpers they share; ``_jsonlist`` reads a file that is one JSON list (CMB, MLEC-QA).
 """
 

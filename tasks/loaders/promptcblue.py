@@ -21,9 +21,8 @@ the scorer reads). An item::
   datasets the file holds.
 * ``answer_choices`` is a list of strings or null. For NER items (``task_type: ner``) the
   scorer needs it (only the entity types it names count), so it is kept as the item's
-  options (``A`` → first choice, ...): a generation item's options are never put to the
-  model (the prompt is ``input`` alone) and are what ``cblue_micro_f1`` reads. An NER item
-  without choices is a bad row. Other items keep no options.
+  ``labels`` (never put to the model: the prompt is ``input`` alone), which
+  ``cblue_micro_f1`` reads. An NER item without choices is a bad row.
 * Ids: ``sample_id``; categories: ``task_dataset`` and ``task_type``.
 """
 
@@ -34,7 +33,7 @@ from typing import Iterator, Union
 
 from aimed.harness import plugins
 from aimed.harness.errors import UserError
-from aimed.harness.samples import LETTERS, BadRow, Sample
+from aimed.harness.samples import BadRow, Sample
 from aimed.harness.taskspec import DataSpec
 
 from ._io import read_jsonl, samples_from_rows, text, where
@@ -90,20 +89,15 @@ def load_promptcblue(path: Path, data: DataSpec) -> Iterator[Union[Sample, BadRo
             raise UserError("field 'sample_id': empty; every PromptCBLUE item has one (e.g. dev-1202)")
         task_type = _field(obj, "task_type")
         choices = _choices(obj)
-        options = {}
-        if task_type == "ner":
-            if not choices:
-                raise UserError("field 'answer_choices': an NER item needs its entity types there")
-            if len(choices) > len(LETTERS):
-                raise UserError(f"field 'answer_choices': {len(choices)} types; at most {len(LETTERS)} are kept")
-            options = dict(zip(LETTERS, choices))
+        if task_type == "ner" and not choices:
+            raise UserError("field 'answer_choices': an NER item needs its entity types there")
         target = obj.get("target")
         if not isinstance(target, str):
             raise UserError(f"field 'target': expected text, got {type(target).__name__}")
         answered[0] += bool(target.strip())
         cats = {"task_dataset": dataset, **({"task_type": task_type} if task_type else {})}
-        return Sample(id=sample_id, question=question, options=options, target=target,
-                      categories=cats, where=where(path, line))
+        return Sample(id=sample_id, question=question, target=target, categories=cats, where=where(path, line),
+                      labels=tuple(choices) if task_type == "ner" else ())
 
     yield from samples_from_rows(read_jsonl(path, data, required=FIELDS), path, make)
     missing = wanted - seen

@@ -63,8 +63,8 @@ def dataset_of(sample: Sample) -> str:
 
 
 def entity_types(sample: Sample) -> list[str]:
-    """The item's ``answer_choices`` (the NER loader keeps them as its options)."""
-    return list(sample.options.values())
+    """The item's ``answer_choices`` (``Sample.labels``)."""
+    return list(sample.labels)
 
 
 def parse_entities(text: str, types: Sequence[str]) -> set[tuple[str, str]]:

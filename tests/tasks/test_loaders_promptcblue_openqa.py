@@ -69,9 +69,9 @@ def test_promptcblue_fixture_by_dataset():
     ner = items[0]
     assert ner.question.startswith("找出句子中的微生物类，医疗程序，医院科室，身体部位实体：\n因此了解")
     assert ner.target.endswith("身体部位实体：体细胞中，正常核型细胞，21-三体核型细胞")
-    assert ner.options == {"A": "微生物类", "B": "医疗程序", "C": "医院科室", "D": "身体部位"}  # answer_choices
+    assert ner.labels == ("微生物类", "医疗程序", "医院科室", "身体部位") and not ner.options  # answer_choices
     assert ner.categories == {"task_dataset": "CMeEE-V2", "task_type": "ner"} and ner.where == "dev.json:1"
-    assert all(not s.options for s in items if s.categories["task_type"] != "ner")
+    assert all(not s.labels and not s.options for s in items if s.categories["task_type"] != "ner")
     assert all(not s.answer for s in items)
     ie = [s.id for s in load("promptcblue", PROMPTCBLUE, skip=True, task_dataset=["CMeIE", "CMeIE-V2"])]
     assert ie == ["dev-4416", "dev-67405"]

@@ -24,6 +24,7 @@ NAMES = ["acc", "set_f1", "rouge1", "rouge2", "rougeL", "bleu4", "char_f1", "key
 def _sample(fields: dict, i: int = 0) -> Sample:
     fields = dict(fields)
     fields["answer"] = tuple(fields.get("answer", ()))
+    fields["labels"] = tuple(fields.get("labels", ()))
     return Sample(id=str(i), question="", **fields)
 
 
