@@ -1,9 +1,13 @@
-"""Chat templates, in one registry: the named ones of the original AiMed tools, ``raw``
-(no template: base and continued-pretraining checkpoints) and ``tokenizer`` (the
-tokenizer's own ``chat_template``).
+"""Chat templates, in one registry: the named ones of the original AiMed tools and of the
+base models teams start from, ``raw`` (no template: base and continued-pretraining
+checkpoints) and ``tokenizer`` (the tokenizer's own ``chat_template``).
 
 A template renders a conversation (``[(user, assistant), ...]`` with the last assistant
-turn left open) into the prompt string the model continues.
+turn left open) into the prompt string the model continues. aimed-eval encodes prompts
+without special tokens, so what a model's own chat template writes as text before the
+first turn (GLM's ``[gMASK]sop``, Llama 3's ``<|begin_of_text|>``) is the template's
+``prefix``. Each named template is checked against the format its model documents, as
+data: ``tests/harness/template_cases.yaml`` names the source of each.
 """
 
 from __future__ import annotations
@@ -19,18 +23,22 @@ from .registry import Registry
 class Template:
     name: str
     system: str = ""
+    prefix: str = ""  # starts every conversation, with or without a system prompt
     system_fmt: str = "{system}"  # how the system prompt is written when not empty
     user_fmt: str = "{content}"  # one user turn
     assistant_fmt: str = "{content}"  # one finished assistant turn
     assistant_open: str = ""  # what opens the assistant's reply
+    reply_open: str = ""  # opens the last reply only, after assistant_open (Qwen3's empty think block)
     sep: str = ""  # between rounds
     stop: tuple[str, ...] = ()  # strings that end a reply (besides EOS)
 
     def render(self, history: list[tuple[str, Optional[str]]], system: Optional[str] = None) -> str:
         system = self.system if system is None else system
-        parts = [self.system_fmt.format(system=system)] if system else []
+        parts = [self.prefix] + ([self.system_fmt.format(system=system)] if system else [])
         for i, (user, assistant) in enumerate(history):
             turn = self.user_fmt.format(content=user, round=i + 1) + self.assistant_open
+            if i == len(history) - 1:
+                turn += self.reply_open
             if assistant is not None:
                 turn += self.assistant_fmt.format(content=assistant) + self.sep
             parts.append(turn)
@@ -48,24 +56,45 @@ _VICUNA_SYSTEM = ("A chat between a curious user and an artificial intelligence 
 _ALPACA_SYSTEM = ("Below is an instruction that describes a task. "
                   "Write a response that appropriately completes the request.")
 
+_CHATML = dict(system_fmt="<|im_start|>system\n{system}<|im_end|>\n",
+               user_fmt="<|im_start|>user\n{content}<|im_end|>\n", assistant_open="<|im_start|>assistant\n",
+               assistant_fmt="{content}<|im_end|>\n", stop=("<|im_end|>", "<|im_start|>"))
+
+# The source of each format is named in tests/harness/template_cases.yaml.
 for _t in (
     Template(RAW_TEMPLATE),
+    # FastChat writes a finished reply " {content}</s>" (a space after "ASSISTANT:"): a known
+    # difference, kept for now (template_cases.yaml says why)
     Template("vicuna", system=_VICUNA_SYSTEM, system_fmt="{system} ", user_fmt="USER: {content} ",
              assistant_open="ASSISTANT:", assistant_fmt="{content}</s>", stop=("USER:",)),
     Template("alpaca", system=_ALPACA_SYSTEM, system_fmt="{system}\n\n",
-             user_fmt="### Instruction:\n{content}\n\n", assistant_open="### Response:\n",
+             user_fmt="### Instruction:\n{content}\n\n", assistant_open="### Response:",
              sep="\n\n", stop=("### Instruction:",)),
     Template("chatglm2", user_fmt="[Round {round}]\n\n问：{content}\n\n", assistant_open="答：",
              sep="\n\n", stop=("[Round",)),
+    # ChatGLM3 and GLM-4: the text of their tokenizer_config.json chat_template
+    Template("chatglm3", prefix="[gMASK]sop", system_fmt="<|system|>\n {system}",
+             user_fmt="<|user|>\n {content}", assistant_open="<|assistant|>", assistant_fmt="\n {content}",
+             stop=("<|user|>", "<|observation|>")),
+    Template("glm4", prefix="[gMASK]<sop>", system_fmt="<|system|>\n{system}", user_fmt="<|user|>\n{content}",
+             assistant_open="<|assistant|>", assistant_fmt="\n{content}",
+             stop=("<|user|>", "<|observation|>", "<|endoftext|>")),
     Template("baichuan", user_fmt="<reserved_102>{content}", assistant_open="<reserved_103>",
              stop=("<reserved_102>",)),
-    Template("llama2-zh", system="You are a helpful assistant. 你是一个乐于助人的助手。",
-             system_fmt="[INST] <<SYS>>\n{system}\n<</SYS>>\n\n", user_fmt="{content} [/INST]",
-             assistant_fmt=" {content} </s>", sep="<s>[INST] ", stop=("[INST]",)),
-    Template("chatml", system="You are a helpful assistant.",
-             system_fmt="<|im_start|>system\n{system}<|im_end|>\n",
-             user_fmt="<|im_start|>user\n{content}<|im_end|>\n", assistant_open="<|im_start|>assistant\n",
-             assistant_fmt="{content}<|im_end|>\n", stop=("<|im_end|>", "<|im_start|>")),
+    Template("baichuan2", user_fmt="<reserved_106>{content}", assistant_open="<reserved_107>",
+             stop=("<reserved_106>",)),
+    Template("llama2-zh", system="You are a helpful assistant. 你是一个乐于助人的助手。", prefix="[INST] ",
+             system_fmt="<<SYS>>\n{system}\n<</SYS>>\n\n", user_fmt="{content} [/INST]",
+             assistant_fmt=" {content}</s>", sep="<s>[INST] ", stop=("[INST]",)),
+    Template("llama3", prefix="<|begin_of_text|>",
+             system_fmt="<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|>",
+             user_fmt="<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>",
+             assistant_open="<|start_header_id|>assistant<|end_header_id|>\n\n", assistant_fmt="{content}<|eot_id|>",
+             stop=("<|eot_id|>",)),
+    Template("chatml", system="You are a helpful assistant.", **_CHATML),
+    # Qwen3 without thinking (its chat_template with enable_thinking=False): the reply opens
+    # with an empty think block; earlier replies are written without one
+    Template("qwen3", reply_open="<think>\n\n</think>\n\n", **_CHATML),
 ):
     TEMPLATES.add(_t.name, _t)
 TEMPLATES.add("qwen", TEMPLATES.get("chatml"))

@@ -99,6 +99,32 @@ def check_pickle(folder: Path, what: str, allow: bool) -> None:
                         "it to safetensors")
 
 
+def check_own_code(folder: Path, what: str, trust_remote_code: bool) -> None:
+    """A checkpoint whose architecture exists only as its own Python code (``auto_map`` with a
+    ``model_type`` transformers does not know: Baichuan, ChatGLM2/3, InternLM2) cannot load
+    without running that code: refused in one line unless --trust_remote_code. (A known
+    ``model_type`` with an ``auto_map`` loads transformers' own class instead, with the
+    warning of ``remote_code_note``.)"""
+    if trust_remote_code:
+        return
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    if not isinstance(auto_map, dict) or not auto_map:
+        return
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    model_type = config.get("model_type")
+    if model_type in CONFIG_MAPPING_NAMES:
+        return
+    own = auto_map.get("AutoModelForCausalLM") or next(iter(auto_map.values()))
+    raise UserError(f"{what} {folder}: its architecture (model_type {model_type!r}, {own}) is the "
+                    "checkpoint's own Python code, which transformers does not have; pass --trust_remote_code "
+                    "to run that code if you trust this checkpoint")
+
+
 def remote_code_note(folder: Path, model, trust_remote_code: bool) -> Optional[str]:
     """A warning when a checkpoint names its own modelling code (``auto_map``) that was not run."""
     if trust_remote_code:
@@ -160,6 +186,7 @@ def checkpoint_info(args: ModelArgs) -> CheckpointInfo:
         folder = snapshot_folder(args.model, args.revision)
     _check_checkpoint(folder, "--model", "config.json")
     check_pickle(folder, "--model", args.allow_pickle)
+    check_own_code(folder, "--model", args.trust_remote_code)
     if args.tokenizer_path:
         local_folder(args.tokenizer_path, "--tokenizer_path")
     if len(args.lora_model) > 1:

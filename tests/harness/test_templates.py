@@ -1,0 +1,71 @@
+"""Every named chat template renders the prompt format its model documents
+(template_cases.yaml: one conversation, the expected string and its source), and the sft
+stage can cut each rendering into prompt and reply segments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aimed.harness.errors import UserError
+from aimed.harness.templates import RAW_TEMPLATE, TEMPLATES, render_prompt
+
+TABLE = yaml.safe_load(Path(__file__).with_name("template_cases.yaml").read_text(encoding="utf-8"))
+SYSTEM = TABLE["conversation"]["system"]
+TURNS = [tuple(t) for t in TABLE["conversation"]["turns"]]
+CASES = {case["name"]: case for case in TABLE["cases"]}
+
+
+def test_every_named_template_has_a_case():
+    assert sorted(CASES) == sorted(set(TEMPLATES.names()) - {RAW_TEMPLATE})
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=c["xfail"], strict=True))
+                                  if c.get("xfail") else n for n, c in sorted(CASES.items())])
+def test_template_renders_the_documented_format(name):
+    case = CASES[name]
+    (*history, (question, _)) = TURNS
+    assert render_prompt(name, question, history=history, system=SYSTEM) == case["expected"]
+    assert TEMPLATES.get(name).system == case["default_system"]
+    if "jinja" in case:  # the expected string is what the model's own chat_template gives
+        assert _render_jinja(case["jinja"], case.get("bos_token", "")) == case["expected"]
+
+
+def _render_jinja(source: str, bos_token: str) -> str:
+    """As transformers' apply_chat_template renders a chat_template."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    messages = [{"role": "system", "content": SYSTEM}]
+    for user, assistant in TURNS:
+        messages.append({"role": "user", "content": user})
+        if assistant is not None:
+            messages.append({"role": "assistant", "content": assistant})
+    return env.from_string(source).render(messages=messages, add_generation_prompt=True, bos_token=bos_token)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_sft_cuts_a_round_into_prompt_and_reply(name):
+    from aimed.trainers.sft_data import dialogue_segments
+
+    segments = dialogue_segments([TURNS[0]], SYSTEM, name, None)
+    prompt, reply = segments
+    assert not prompt[1] and reply[1] and TURNS[0][1] in reply[0]
+    assert prompt[0] == render_prompt(name, TURNS[0][0], system=SYSTEM)
+
+
+def test_qwen3_multi_turn_sft_is_refused_in_one_line():
+    """Qwen3's template writes the empty think block on the last reply only, so an earlier
+    round renders differently once a later one follows: the sft stage says so."""
+    from aimed.trainers.sft_data import dialogue_segments
+
+    with pytest.raises(UserError, match="renders a conversation's turns inconsistently"):
+        dialogue_segments([TURNS[0], (TURNS[1][0], "按医嘱服用退烧药。")], SYSTEM, "qwen3", None)
+
+
+def test_unknown_template_names_the_known_ones():
+    with pytest.raises(Exception) as err:
+        render_prompt("chatglm9", "发热怎么办？")
+    assert "chatglm3" in str(err.value)
