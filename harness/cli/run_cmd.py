@@ -110,6 +110,7 @@ def run(ns: argparse.Namespace) -> int:
         raise UserError(f"--backend {ns.backend}: data-parallel launches are for --backend hf; run one process "
                         "(vLLM and servers batch across requests themselves)")
     ok = False
+    created = _missing_folders(output_dirs)
     try:
         for result in iter_runs(runs, names, opts, output_dirs, cache_dir=cache_dir, use_cache=not ns.no_cache,
                                 overwrite=ns.overwrite, backend=ns.backend, backend_options=options, meta=meta):
@@ -126,7 +127,29 @@ def run(ns: argparse.Namespace) -> int:
         ok = True
     finally:
         finish(ok)
+        if not ok:
+            _remove_empty(created)
     return 0
+
+
+def _missing_folders(output_dirs: list[Path]) -> list[Path]:
+    """The folders above the run folders that do not exist yet (deepest first): the run
+    creates them, and a run that fails takes back those it left empty (``aimed_runs/``)."""
+    missing: list[Path] = []
+    for out in output_dirs:
+        folder = Path(out).expanduser().absolute().parent
+        while not folder.exists() and folder not in missing:
+            missing.append(folder)
+            folder = folder.parent
+    return sorted(missing, key=lambda p: len(p.parts), reverse=True)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # rmdir only: a folder that holds anything stays
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def run_folders(runs: list, output_dir: Path | None) -> list[Path]:

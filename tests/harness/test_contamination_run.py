@@ -104,3 +104,17 @@ def test_gate_on_clean_subset_and_max_contaminated(cli, tiny_llama, tiny_qwen2, 
     # a policy that asks about training data of runs never checked against any: one line, exit 2
     code, out, err = cli("gate", "--candidate", base, "--baseline", base, "--policy", policy)
     assert code == 2 and "no clean subset" in err and "--contamination_data" in err
+
+
+def test_a_failed_run_leaves_no_folders_it_made(cli, tiny_llama, tmp_path, monkeypatch):
+    """The folders a run would have created above its run folder (the default aimed_runs/,
+    or --output_dir's missing parents) are taken back when it fails; a folder that was there
+    before, or that holds anything, stays."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    for argv in (["--contamination_data", "nope.txt"],
+                 ["--output_dir", "deep/er/run", "--contamination_data", "nope.txt"],
+                 ["--output_dir", "mine/new/run", "--contamination_data", "nope.txt"]):
+        code, _, err = cli("run", "--model", tiny_llama, "--tasks", "demo_mcq", "--no_cache", "--quiet", *argv)
+        assert code == 2 and "nope.txt: not found" in err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"] and not any((tmp_path / "mine").iterdir())
