@@ -107,10 +107,13 @@ class ChatModel:
         return template_stops(self.template_name)
 
     # ---- generation ---------------------------------------------------------------
-    def stream(self, prompt: str, stops: tuple[str, ...] = (), **overrides) -> Iterator[str]:
-        """Yield the continuation of ``prompt`` as it is generated, cut at ``stops``."""
+    def stream(self, prompt: str, stops: tuple[str, ...] = (), counter: Optional[list] = None,
+               **overrides) -> Iterator[str]:
+        """Yield the continuation of ``prompt`` as it is generated, cut at ``stops``.
+        ``counter``: a list whose first element becomes the number of tokens the model
+        generated (what a server reports as ``completion_tokens``: re-encoding the text would
+        count other tokens)."""
         import torch
-        from transformers import TextIteratorStreamer
 
         config = replace(self.generation, **overrides)
         ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
@@ -118,7 +121,7 @@ class ChatModel:
             ids = torch.tensor([[self.tokenizer.eos_token_id]])
         budget = max(1, self.info.max_length - config.max_new_tokens)
         ids = ids[:, -budget:].to(self.info.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        streamer = _counting_streamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = config.to_generate_kwargs()
         if stops:
             kwargs.update(stop_strings=list(stops), tokenizer=self.tokenizer)
@@ -142,6 +145,8 @@ class ChatModel:
             if text := cutter.feed(piece):
                 yield text
         thread.join()
+        if counter is not None:
+            counter[:] = [streamer.generated]
         if errors:
             raise errors[0]
         if text := cutter.flush():
@@ -155,3 +160,19 @@ class ChatModel:
 
     def chat(self, query: str, history: Optional[History] = None, **overrides) -> str:
         return "".join(self.stream_chat(query, history, **overrides)).strip()
+
+
+def _counting_streamer(tokenizer, **kwargs):
+    """transformers' ``TextIteratorStreamer`` that also counts the tokens generated (the
+    prompt, which ``generate`` hands it first, is not counted)."""
+    from transformers import TextIteratorStreamer
+
+    class CountingStreamer(TextIteratorStreamer):
+        generated = 0
+
+        def put(self, value):
+            if not (self.skip_prompt and self.next_tokens_are_prompt):
+                self.generated += int(value.numel())
+            super().put(value)
+
+    return CountingStreamer(tokenizer, **kwargs)

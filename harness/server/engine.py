@@ -111,22 +111,22 @@ class Engine:
         lp = None
         if echo and logprobs is not None:
             lp, prompt_tokens = self.prompt_logprobs(prompt, logprobs)
-        text = ""
+        text, counted = "", [0]
         if max_tokens > 0:
-            text = "".join(self.stream(prompt, max_tokens, temperature, top_p, stop, seed))
-        n_out = len(self.bot.tokenizer.encode(text, add_special_tokens=False)) if text else 0
+            text = "".join(self.stream(prompt, max_tokens, temperature, top_p, stop, seed, counted))
+        n_out = counted[0]  # the tokens generated, not the text re-encoded (which can count more)
         finish = "length" if max_tokens > 0 and n_out >= max_tokens else "stop"
         return Completion(prompt + text if echo else text, finish, prompt_tokens, n_out, lp)
 
     def stream(self, prompt: str, max_tokens: int, temperature: float, top_p: float, stop: tuple[str, ...],
-               seed: Optional[int]) -> Iterator[str]:
+               seed: Optional[int], counter: Optional[list] = None) -> Iterator[str]:
         """Checked now (a BadRequest before any byte is sent), generated as it is read."""
         n_prompt = len(self.bot.tokenizer.encode(prompt, add_special_tokens=False))
         if n_prompt + max_tokens > self.max_length:
             raise BadRequest(f"prompt ({n_prompt} tokens) + max_tokens ({max_tokens}) exceed the model's "
                              f"{self.max_length}; shorten the prompt or lower max_tokens")
-        return self.bot.stream(prompt, stop, max_new_tokens=max_tokens, temperature=temperature,
-                                   top_p=top_p, seed=seed)
+        return self.bot.stream(prompt, stop, counter, max_new_tokens=max_tokens, temperature=temperature,
+                               top_p=top_p, seed=seed)
 
     def models(self) -> dict:
         return {"object": "list", "data": [{"id": self.model_name, "object": "model", "created": int(time.time()),

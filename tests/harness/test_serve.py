@@ -169,3 +169,22 @@ def test_openai_backend_bad_input_is_one_line(cli, server, tmp_path):
                        "--output_dir", tmp_path / "r")
     assert code == 2 and "cannot reach the server" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_usage_counts_the_tokens_generated(server, tiny_llama):
+    """completion_tokens is the number of tokens the model generated: never above max_tokens,
+    and "length" exactly when it reached it (re-encoding the decoded text could count more)."""
+    from aimed.harness.inference import ChatModel, GenerationConfig
+
+    bot = ChatModel.load(str(tiny_llama), template_name="vicuna", only_cpu=True,
+                         generation=GenerationConfig(max_new_tokens=4, temperature=0))
+    counted: list = []
+    text = "".join(bot.stream(bot.prompt("发热怎么办？"), bot.stops, counted))
+    assert counted[0] == 4 and text  # the random tiny model never stops early on its own here
+    for max_tokens in (1, 4, 7):
+        body = {"model": "tiny-llama", "messages": [{"role": "user", "content": "发热怎么办？"}],
+                "max_tokens": max_tokens, "temperature": 0}
+        reply = _post(server + "/chat/completions", body)[1]
+        used, finish = reply["usage"]["completion_tokens"], reply["choices"][0]["finish_reason"]
+        assert 1 <= used <= max_tokens
+        assert (finish == "length") == (used == max_tokens)
