@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..contamination.normalise import UNITS
 from ..contamination.scan import DEFAULT_N, DEFAULT_THRESHOLD, MIN_N
+from .. import flag_types
 from ..help_text import user_help
 
 TOP = 10
@@ -34,7 +35,7 @@ def add_parser(sub) -> None:
                    help=f"flag an item when this share of its n-grams is found, 0..1 (default {DEFAULT_THRESHOLD})")
     p.add_argument("--out", type=Path, default=None, metavar="FILE.jsonl",
                    help="write every item's overlap here (a header line, then one item a line)")
-    p.add_argument("--top", type=int, default=TOP, metavar="K", help=f"flagged items to list (default {TOP})")
+    p.add_argument("--top", type=flag_types.non_negative_int, default=TOP, metavar="K", help=f"flagged items to list (default {TOP})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -57,7 +58,7 @@ def run(ns: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    _print(report, max(ns.top, 0))
+    _print(report, ns.top)
     if ns.out is not None:
         report.write_jsonl(ns.out)
         print(f"wrote {ns.out} ({len(report.items)} items)")
