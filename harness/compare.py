@@ -173,6 +173,12 @@ def _aggregate_for(metric: str, values: list) -> Optional[Any]:
 
 
 # ---- the comparison ---------------------------------------------------------------------
+def _shared_metrics(ra: RunFolder, rb: RunFolder, task: str) -> list[str]:
+    """The metrics of ``task`` both runs report, in A's order; ``contaminated`` describes the
+    training data, not the model, and is judged by the gate's max_contaminated instead."""
+    return [m for m in ra.metrics(task) if m in rb.metrics(task) and m != CONTAMINATED]
+
+
 def _flagged(record: dict) -> bool:
     return bool((record.get("contamination") or {}).get("flagged"))
 
@@ -276,7 +282,7 @@ def _group_rows(bld: _Builder, common: list[str], main: dict[str, str]) -> list[
         leaves = score_weights(g, groups)
         if not all(leaf in common for leaf in leaves):
             continue
-        for metric in [m for m in bld.ra.metrics(g) if m in bld.rb.metrics(g) and m != CONTAMINATED]:
+        for metric in _shared_metrics(bld.ra, bld.rb, g):
             if metric == "score":
                 strata = bld.weighted(leaves, lambda leaf: main[leaf])
                 hib = all(bld.hib.get((leaf, main[leaf]), True) for leaf in leaves)
@@ -392,8 +398,8 @@ def compare_runs(run_a: Path, run_b: Path, *, n_boot: int = 2000, seed: int = 0,
     common = bld.pair_tasks()
     rows: list[MetricRow] = []
     main: dict[str, str] = {}
-    for t in common:  # `contaminated` describes the training data, not the model: the gate's max_contaminated
-        for metric in [m for m in ra.metrics(t) if m in rb.metrics(t) and m != CONTAMINATED]:
+    for t in common:
+        for metric in _shared_metrics(ra, rb, t):
             s = bld.leaf_stratum(t, metric)
             if s is not None:
                 rows.append(bld.row(t, metric, [s], bld.hib[(t, metric)], "task"))
