@@ -111,6 +111,12 @@ def iter_runs(runs: list[ModelArgs], task_names: list[str], opts: RunOptions, ou
     except BaseException:
         locks.close()
         raise
+    try:  # a judge that cannot be reached fails now, before the (slow) model load
+        judge = _build_judge(opts, cache) if current().is_main else None
+    except BaseException:
+        cache.close()
+        locks.close()
+        raise
     try:
         built: Optional[Backend] = None if isinstance(backend, str) else backend
         for i, (args, output_dir) in enumerate(zip(runs, output_dirs)):
@@ -122,7 +128,7 @@ def iter_runs(runs: list[ModelArgs], task_names: list[str], opts: RunOptions, ou
                 built.use_adapter(args.lora_model[0])
             load_seconds = time.perf_counter() - load_started
             yield _score_and_write(args, built, tasks, task_names, opts, cache, output_dir,
-                                   backend_options.batch_size, meta, started, load_seconds, data_check)
+                                   backend_options.batch_size, meta, started, load_seconds, data_check, judge)
     finally:
         cache.close()
         locks.close()
@@ -130,11 +136,11 @@ def iter_runs(runs: list[ModelArgs], task_names: list[str], opts: RunOptions, ou
 
 def _score_and_write(args: ModelArgs, backend: Backend, tasks: list, task_names: list[str], opts: RunOptions,
                      cache, output_dir: Path, batch_size: str, meta: Optional[dict], started: float,
-                     load_seconds: float, data_check: tuple) -> RunResult:
+                     load_seconds: float, data_check: tuple, judge=None) -> RunResult:
     fingerprint = model_fingerprint(backend, args, cache)
     overlaps, data_summary = data_check
     outcomes = [run_task(t, backend, cache, fingerprint, opts, args.template_name,
-                         overlaps.get(t.name) if overlaps is not None else None) for t in tasks]
+                         overlaps.get(t.name) if overlaps is not None else None, judge) for t in tasks]
     info = backend.info
     model_folder = Path(info.model_folder) if info.model_folder else None
     adapters = [Path(a) for a in info.adapter_folders]
@@ -163,6 +169,7 @@ def _score_and_write(args: ModelArgs, backend: Backend, tasks: list, task_names:
                     "template_name": args.template_name,
                     "circular": [o.task.name for o in outcomes if is_circular(o.task, opts)]},
         **({"contamination": data_summary} if data_summary else {}),
+        **({"judge": judge_summary(judge, outcomes)} if judge is not None else {}),
         "versions": package_versions(), "python": platform.python_version(),
         "timings": {"load_seconds": round(load_seconds, 3), "processes": current().size,
                     **{o.task.name: {"seconds": round(o.seconds, 3), "computed": o.computed,
@@ -174,6 +181,22 @@ def _score_and_write(args: ModelArgs, backend: Backend, tasks: list, task_names:
     if current().is_main:  # the other processes of a data-parallel run only scored their shards
         write_run(output_dir, results, {o.task.name: o.records for o in outcomes}, cached=cache.path)
     return RunResult(output_dir, results, outcomes)
+
+
+def _build_judge(opts: RunOptions, cache):
+    if opts.judge is None:
+        return None
+    from .judge.client import build_judge
+    from .judge.session import Judge
+
+    return Judge(opts.judge, build_judge(opts.judge, folder_hasher(cache)), cache, opts.progress)
+
+
+def judge_summary(judge, outcomes: list[TaskOutcome]) -> dict:
+    """results.json's ``aimed.judge``: the judge (no key: keys live in the environment) and,
+    a task, its rubric and what judging cost (asked, cached, invalid, tokens, latency)."""
+    return {"judge": judge.describe(),
+            "tasks": {o.task.name: o.extras["judge"] for o in outcomes if "judge" in o.extras}}
 
 
 def _model_args_string(args: ModelArgs) -> str:

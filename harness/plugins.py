@@ -22,6 +22,7 @@ Loader = Callable[[Path, DataSpec], Iterable[Union[Sample, BadRow]]]
 LOADERS: Registry[Loader] = Registry("data loader")
 
 SPEC_DIRS: list[Path] = []  # folders of built-in spec files, in plugin order
+RUBRIC_DIRS: list[Path] = []  # folders of judge rubrics (judge/rubric.py), in plugin order
 
 _loaded = False
 
@@ -29,6 +30,11 @@ _loaded = False
 def add_spec_dir(path: Path) -> None:
     if path not in SPEC_DIRS:
         SPEC_DIRS.append(path)
+
+
+def add_rubric_dir(path: Path) -> None:
+    if path not in RUBRIC_DIRS:
+        RUBRIC_DIRS.append(path)
 
 
 def load_plugins() -> None:

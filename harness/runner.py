@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from .cache import request_key
 from .distributed import current
 from .errors import UserError
+from .judge.config import JudgeConfig
 from .models.backend import Backend
 from .models.requests import GenerateRequest, LoglikelihoodRequest
 from .prompts import PromptConfig, build_context, continuations, pick_fewshot
@@ -42,6 +43,8 @@ class RunOptions:
     contamination_data: tuple[str, ...] = ()
     contamination_ngram: Optional[int] = None  # None: the scanner's default
     contamination_threshold: Optional[float] = None
+    # a judge scores the outputs with each task's rubric (judge/session.py); None: no judge
+    judge: Optional[JudgeConfig] = None
 
 
 @dataclass
@@ -177,10 +180,12 @@ def compute(backend: Backend, cache, model_fp: str, requests: list, progress: bo
 
 
 def run_task(task: Task, backend: Backend, cache, model_fp: str, opts: RunOptions,
-             template_name: str = RAW_TEMPLATE, overlaps: Optional[dict[str, dict]] = None) -> TaskOutcome:
+             template_name: str = RAW_TEMPLATE, overlaps: Optional[dict[str, dict]] = None,
+             judge: Any = None) -> TaskOutcome:
     """Score one task. ``overlaps``: item id -> its overlap with the checkpoint's training data
     (``training_overlap.check_training_data``), kept in each record so the clean-subset
-    metrics are computed (``scoring/clean.py``) and re-scoring keeps them."""
+    metrics are computed (``scoring/clean.py``) and re-scoring keeps them. ``judge``: the
+    run's :class:`judge.session.Judge`, which scores the outputs after the rules have."""
     started = time.perf_counter()
     # The tokenizer only renders its own chat template; not asking for it otherwise lets the HF
     # backend skip loading it when every answer is in the response cache (models/hf.py).
@@ -197,6 +202,10 @@ def run_task(task: Task, backend: Backend, cache, model_fp: str, opts: RunOption
                             else [resp[(j + rot["rotation"]) % k] for j in range(k)])
         score_record(task.spec, record, opts.cloze_norm or "char")
     extras: dict = {"computed_by_process": shards} if len(shards) > 1 else {}
+    if judge is not None and current().is_main:  # rank 0 alone judges a data-parallel run's outputs
+        judged = judge.judge_task(task.spec, task.spec_path.parent, records, opts.cloze_norm or "char", task.name)
+        if judged:
+            extras["judge"] = judged
     # results.json `aimed` records these (results.build_results): rows the data had that were
     # not scored, and how many generated outputs carried a reasoning trace
     if task.skipped_rows:

@@ -161,8 +161,9 @@ class Task:
 
     @cached_property
     def spec_hash(self) -> str:
-        # a spec without `circular:` hashes as it did before the key existed
-        exclude = None if self.spec.circular else {"circular"}
+        # a spec without `circular:` hashes as it did before the key existed; `judge:` says how a
+        # judge reads the outputs, not what the model is asked (the rubric's hash is recorded apart)
+        exclude = {"judge"} if self.spec.circular else {"circular", "judge"}
         return hashlib.sha256(self.spec.model_dump_json(exclude=exclude).encode()).hexdigest()[:16]
 
 

@@ -19,6 +19,9 @@ names; any other relative path is relative to the spec file's own folder.
 the spec's folder; it may include another in turn); the spec's own keys win, and mappings
 (``data:``) merge key by key. The nine CMMLU subjects share theirs this way.
 
+``judge: {rubric: medterm}`` names the rubric a judge scores the task's outputs with when
+a run has one (``--judge``); it changes no other number, so the spec's hash leaves it out.
+
 ``protocol: cmexam`` adds a benchmark's published scoring beside the strict metrics
 (``scoring/protocol.py``). ``on_bad_row: skip`` skips the rows a loader cannot read, with
 one warning that lists them (the default, ``error``, refuses the file listing them all).
@@ -79,6 +82,13 @@ class GenerationSpec(_Strict):
     stop: list[str] = Field(default_factory=lambda: ["\n\n"])
 
 
+class JudgeSpec(_Strict):
+    """How a judge reads this task's outputs, when a run has one (``--judge``; judge/session.py)."""
+
+    rubric: Optional[str] = None  # a rubric name (tasks/rubrics/NAME.yaml) or a path relative to the spec
+    cascade: bool = True  # generate-mode multiple choice: the judge reads answers the rules cannot
+
+
 class TaskSpec(_Strict):
     task: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     version: int = 1
@@ -96,6 +106,7 @@ class TaskSpec(_Strict):
     limit: Optional[int] = Field(None, ge=1)
     protocol: Optional[str] = None  # a published protocol reported beside the metrics
     circular: bool = False  # every item under each rotation of its options (scoring/circular.py)
+    judge: Optional[JudgeSpec] = None  # the rubric a judge scores the outputs with (judge/rubric.py)
     on_bad_row: Literal["error", "skip"] = "error"
 
     @property

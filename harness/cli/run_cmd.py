@@ -12,6 +12,7 @@ from ..errors import UserError
 from ..distributed import finish, world
 from ..evaluate import default_output_dir, iter_runs
 from ..flags.backend import add_backend_flags, backend_options
+from ..flags.judge import add_judge_flags, judge_config
 from ..flags.model import add_model_flags, model_args
 from ..flags.scoring import add_prompt_flags
 from ..help_text import user_help
@@ -44,6 +45,7 @@ def add_parser(sub) -> None:
                    help=f"n-gram length in characters for --contamination_data (default {DEFAULT_N['char']})")
     p.add_argument("--contamination_threshold", type=float, default=None, metavar="T",
                    help=f"share of an item's n-grams found that flags it, 0..1 (default {DEFAULT_THRESHOLD})")
+    add_judge_flags(p)
     p.add_argument("--batch_size", default="auto", help="N or auto")
     p.add_argument("--output_dir", type=Path, default=None, help="run folder (default: aimed_runs/<model>-<time>); with several "
                    "adapters, the folder that holds one run folder an adapter")
@@ -87,7 +89,7 @@ def run(ns: argparse.Namespace) -> int:
     opts = RunOptions(mode=ns.mode, num_fewshot=ns.num_fewshot, limit=ns.limit, seed=ns.seed,
                       cloze_norm=ns.cloze_norm, progress=not ns.quiet, circular=ns.circular,
                       contamination_data=tuple(ns.contamination_data), contamination_ngram=ns.contamination_ngram,
-                      contamination_threshold=ns.contamination_threshold)
+                      contamination_threshold=ns.contamination_threshold, judge=judge_config(ns))
     names = [t.strip() for t in ns.tasks.split(",") if t.strip()]
     meta = parse_meta(ns.meta)
     kind, options = backend_kind(ns.backend), backend_options(ns)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 from ..errors import UserError
+from ..flags.judge import add_judge_flags, judge_config
 from ..help_text import user_help
 from ..results import FILTER, atomic_write_many, read_results, regroup, task_block
+from ..scoring.metrics import METRICS
 from ..scoring.score import CLOZE_NORMS, by_category, score_record, summarise
 from ..taskspec import TaskSpec
 from .summary import print_summary
@@ -21,6 +24,12 @@ def add_parser(sub) -> None:
                    "samples_<task>.jsonl); its metrics in results.json are recomputed from the saved outputs")
     p.add_argument("--cloze_norm", choices=CLOZE_NORMS, default=None,
                    help="cloze mode's length normalisation to re-score with (default: the run's own)")
+    add_judge_flags(p, "the saved outputs with each task's rubric (judgements already in the cache are not "
+                       "asked again); without it, the judgements the run holds are kept")
+    p.add_argument("--cache_dir", type=Path, default=None,
+                   help="response cache folder the judgements live in (default: $AIMED_CACHE or ~/.cache/aimed-eval)")
+    p.add_argument("--no_cache", action="store_true", help="ask the judge again for every item")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=score)
 
 
@@ -46,44 +55,82 @@ def _spec(run_dir: Path, task: str, cfg) -> TaskSpec:
 
 
 def score(ns: argparse.Namespace) -> int:
+    config = judge_config(ns)
     results = read_results(ns.run_dir)
     plugins_loaded()
     norm = ns.cloze_norm or results.get("aimed", {}).get("options", {}).get("cloze_norm", "char")
-    changed = 0
     rewritten: dict[Path, str] = {}
-    for task, cfg in results["configs"].items():
-        spec = _spec(ns.run_dir, task, cfg)
-        f = ns.run_dir / f"samples_{task}.jsonl"
-        if not f.is_file():
-            raise UserError(f"{f}: missing; the run folder is incomplete")
-        records = []
-        for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                raise UserError(f"{f}:{lineno}: not valid JSON; the samples file is damaged") from None
-            if not isinstance(records[-1], dict) or "doc" not in records[-1] or "resps" not in records[-1]:
-                raise UserError(f"{f}:{lineno}: not a sample record (no 'doc' and 'resps'); the samples "
-                                "file is damaged")
-        before = [r.get("filtered_resps") for r in records]
-        for r in records:
-            score_record(spec, r, norm)
-        changed += sum(b != r["filtered_resps"] for b, r in zip(before, records))
-        metrics = summarise(spec, records)
-        block = task_block(_Outcome(task, metrics))
-        results.setdefault("aimed", {}).setdefault("scored", {})[task] = {m: v[2] for m, v in metrics.items()}
-        old = results["results"][task]
-        results["results"][task] = {**{k: v for k, v in old.items() if "," not in k}, **block}
-        cats = by_category(spec, records)
-        if cats:
-            results.setdefault("aimed", {}).setdefault("categories", {})[task] = cats
-        rewritten[f] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    with ExitStack() as stack:
+        judge = _judge(config, ns, stack)
+        changed, judged = _rescore(ns.run_dir, results, norm, judge, rewritten)
+    if judge is not None:
+        results.setdefault("aimed", {})["judge"] = {"judge": judge.describe(), "tasks": judged}
     regroup(results)
     rewritten[ns.run_dir / "results.json"] = json.dumps(results, ensure_ascii=False, indent=2)
     atomic_write_many(rewritten, str(ns.run_dir))
     print_summary(results)
     print(f"re-scored {ns.run_dir} ({changed} predictions changed; filter '{FILTER}')")
     return 0
+
+
+def _judge(config, ns: argparse.Namespace, stack: ExitStack):
+    """The judge the flags name, on the response cache its judgements live in; or None."""
+    if config is None:
+        return None
+    from ..cache import NoCache, ResponseCache, default_cache_dir
+    from ..evaluate import folder_hasher
+    from ..judge.client import build_judge
+    from ..judge.session import Judge
+
+    cache = NoCache() if ns.no_cache else ResponseCache(ns.cache_dir or default_cache_dir())
+    stack.callback(cache.close)
+    return Judge(config, build_judge(config, folder_hasher(cache)), cache, progress=not ns.quiet)
+
+
+def _records(f: Path) -> list[dict]:
+    if not f.is_file():
+        raise UserError(f"{f}: missing; the run folder is incomplete")
+    records = []
+    for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            raise UserError(f"{f}:{lineno}: not valid JSON; the samples file is damaged") from None
+        if not isinstance(records[-1], dict) or "doc" not in records[-1] or "resps" not in records[-1]:
+            raise UserError(f"{f}:{lineno}: not a sample record (no 'doc' and 'resps'); the samples "
+                            "file is damaged")
+    return records
+
+
+def _rescore(run_dir: Path, results: dict, norm: str, judge, rewritten: dict[Path, str]) -> tuple[int, dict]:
+    """Every task's records scored again (and judged, with a judge) into ``rewritten``;
+    (predictions changed, what the judge did a task)."""
+    changed, judged = 0, {}
+    for task, cfg in results["configs"].items():
+        spec = _spec(run_dir, task, cfg)
+        f = run_dir / f"samples_{task}.jsonl"
+        records = _records(f)
+        before = [r.get("filtered_resps") for r in records]
+        for r in records:
+            score_record(spec, r, norm)
+        if judge is not None:
+            spec_path = results.get("aimed", {}).get("tasks", {}).get(task, {}).get("spec_path")
+            done = judge.judge_task(spec, Path(spec_path).parent if spec_path else None, records, norm, task)
+            if done:
+                judged[task] = done
+        changed += sum(b != r["filtered_resps"] for b, r in zip(before, records))
+        metrics = summarise(spec, records)
+        block = task_block(_Outcome(task, metrics))
+        results.setdefault("aimed", {}).setdefault("scored", {})[task] = {m: v[2] for m, v in metrics.items()}
+        results.setdefault("higher_is_better", {})[task] = {m: METRICS.get(m).higher_is_better for m in metrics
+                                                            if m in METRICS}
+        old = results["results"][task]
+        results["results"][task] = {**{k: v for k, v in old.items() if "," not in k}, **block}
+        cats = by_category(spec, records)
+        if cats:
+            results.setdefault("aimed", {}).setdefault("categories", {})[task] = cats
+        rewritten[f] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return changed, judged
 
 
 def plugins_loaded() -> None:

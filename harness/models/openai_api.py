@@ -16,6 +16,7 @@ does), the checkpoint's fingerprint.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -39,7 +40,7 @@ MAX_STOPS = 4  # the completions API takes at most four; the rest are cut here
 class OpenAIBackend:
     name = "openai"
 
-    def __init__(self, base_url: str, model: str, api_key: Optional[str] = None, concurrency: int = 8,
+    def __init__(self, base_url: str, model: Optional[str], api_key: Optional[str] = None, concurrency: int = 8,
                  max_retries: int = 5, timeout: float = 120.0, tokenizer: Any = None):
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -48,11 +49,14 @@ class OpenAIBackend:
         self.max_retries = max_retries
         self.timeout = timeout
         self._tokenizer = tokenizer  # only for --template_name tokenizer prompts
-        listed = self._request("GET", "/models")
-        entry = next((m for m in listed.get("data", []) if m.get("id") == model), None)
+        served = self._request("GET", "/models").get("data", [])
+        if model is None and len(served) == 1:  # the endpoint's only model (a judge named by URL)
+            model = self.model = served[0].get("id")
+        entry = next((m for m in served if m.get("id") == model), None)
         if entry is None:
-            ids = ", ".join(m.get("id", "?") for m in listed.get("data", [])) or "none"
-            raise UserError(f"--model {model}: not served at {self.base_url} (it serves: {ids})")
+            ids = ", ".join(m.get("id", "?") for m in served) or "none"
+            what = f"--model {model}: not served" if model else "several models are served"
+            raise UserError(f"{what} at {self.base_url} (it serves: {ids}); name one of them")
         self.served_fingerprint = entry.get("aimed_fingerprint")
         self.info = CheckpointInfo(model_folder=None, device=self.base_url, dtype="remote",
                                    served_fingerprint=self.served_fingerprint)
@@ -73,6 +77,10 @@ class OpenAIBackend:
         return combine("openai", self.base_url, self.model, self.served_fingerprint or "unknown-weights")
 
     # ---- HTTP ---------------------------------------------------------------------
+    def post(self, path: str, body: dict) -> dict:
+        """One POST with the backend's retries (the judge's chat requests use it)."""
+        return self._request("POST", path, body)
+
     def _request(self, method: str, path: str, body: Optional[dict] = None) -> dict:
         data = json.dumps(body).encode("utf-8") if body is not None else None
         headers = {"Content-Type": "application/json"}
@@ -83,12 +91,18 @@ class OpenAIBackend:
             req = urllib.request.Request(url, data=data, headers=headers, method=method)
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read())
+                    body_bytes = resp.read()
+                try:
+                    return json.loads(body_bytes)
+                except ValueError:
+                    raise UserError(f"{url}: the server's answer is not JSON ({body_bytes[:80]!r}); is --base_url "
+                                    "an OpenAI-compatible API (ending in /v1)?") from None
             except urllib.error.HTTPError as exc:
                 detail = _error_message(exc)
                 if exc.code not in RETRY_STATUS or attempt == self.max_retries:
-                    raise UserError(f"{url}: HTTP {exc.code} {detail}") from None
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                    hint = "; check the API key" if exc.code in (401, 403) else ""
+                    raise UserError(f"{url}: HTTP {exc.code} {detail}{hint}") from None
+            except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as exc:
                 if attempt == self.max_retries:
                     reason = getattr(exc, "reason", exc)
                     raise UserError(f"{url}: cannot reach the server ({reason}); check --base_url and that "

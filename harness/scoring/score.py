@@ -12,8 +12,9 @@ of the probability is at least uniform (see there). ``acc`` asks for the exact s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
+from ..judge.metrics import metric_names as judge_metric_names
 from ..samples import Sample
 from ..taskspec import Mode, TaskSpec
 from . import circular, clean
@@ -47,16 +48,19 @@ def predict(spec: TaskSpec, sample: Sample, mode: str, resp: Any, cloze_norm: st
     return choose(scores, sample.is_multi_answer)
 
 
-def reported_metrics(spec: TaskSpec, mode: str, n_options: int = 0, checked: bool = False) -> list[str]:
+def reported_metrics(spec: TaskSpec, mode: str, n_options: int = 0, checked: bool = False,
+                     judged: Sequence[str] = ()) -> list[str]:
     """The per-item metrics a task reports in a mode: its own, plus ``no_answer`` for
     generate-mode multiple choice, plus the circular metrics of a circular run whose items
-    have at most ``n_options`` options (0: not circular), plus, for records ``checked``
+    have at most ``n_options`` options (0: not circular), plus the ``judged`` metrics a
+    judge wrote into the records (``judge/metrics.py``), plus, for records ``checked``
     against training data, the clean subset's (``clean.py``)."""
     names = list(spec.metrics)
     if spec.kind == "multiple_choice" and mode == Mode.GENERATE and NO_ANSWER.name not in names:
         names.append(NO_ANSWER.name)
     if n_options:
         names += circular.metric_names(n_options)
+    names += judged
     if checked:
         names += clean.metric_names(names)
     return names
@@ -72,6 +76,8 @@ def score_record(spec: TaskSpec, record: dict, cloze_norm: str = "char") -> dict
     sample = sample_from_doc(record["doc"])
     mode = record["mode"]
     pred = predict(spec, sample, mode, record["resps"], cloze_norm)
+    if not pred and mode == Mode.GENERATE and (record.get("judge_read") or {}).get("letters"):
+        pred = tuple(record["judge_read"]["letters"])  # the judge read what the rules could not (the cascade)
     record["filtered_resps"] = list(pred) if isinstance(pred, tuple) else pred
     if mode == Mode.GENERATE and isinstance(record["resps"], str):
         if split_reasoning(record["resps"])[1]:
@@ -86,14 +92,15 @@ def score_record(spec: TaskSpec, record: dict, cloze_norm: str = "char") -> dict
         circular.score_rotations(record, sample, pred,
                                  lambda rotated, resp: predict(spec, rotated, mode, resp, cloze_norm))
     if "contamination" in record:
-        clean.fill(record, reported_metrics(spec, mode, circular_options([record])))
+        clean.fill(record, reported_metrics(spec, mode, circular_options([record]), judged=judge_metric_names([record])))
     return record
 
 
 def summarise(spec: TaskSpec, records: list[dict], with_protocol: bool = True) -> dict[str, tuple[float, float, int]]:
     """metric -> (value, standard error, items it applied to); the protocol's metrics last."""
     mode = records[0]["mode"] if records else spec.mode
-    names = reported_metrics(spec, mode, circular_options(records), clean.is_checked(records))
+    names = reported_metrics(spec, mode, circular_options(records), clean.is_checked(records),
+                             judge_metric_names(records))
     out = {name: METRICS.get(name).summarise([r.get(name) for r in records]) for name in names}
     if with_protocol and spec.protocol and mode == Mode.GENERATE and records:
         protocol = PROTOCOLS.get(spec.protocol)
