@@ -90,6 +90,9 @@ class Comparison:
     # checked against its training data (--contamination_data); the gate's max_contaminated
     contaminated: dict[str, tuple[int, int]] = field(default_factory=dict)
     only_clean: bool = False  # rows over the items neither run's training data contains
+    # compare --judge: judge/pairwise.py's rows (B against A, both orders) and what judging cost
+    pairwise: list = field(default_factory=list)
+    judge: dict = field(default_factory=dict)
 
     def row(self, task: str, metric: str) -> Optional[MetricRow]:
         return next((r for r in self.metrics if r.task == task and r.metric == metric), None)
@@ -102,6 +105,8 @@ class Comparison:
                 "main_metrics": self.main_metrics, "notes": self.notes,
                 "contaminated": {t: {"flagged": f, "checked": n} for t, (f, n) in self.contaminated.items()},
                 "only_clean": self.only_clean,
+                **({"pairwise": [_clean(asdict(r)) for r in self.pairwise], "judge": self.judge}
+                   if self.pairwise or self.judge else {}),
                 "alpha": self.alpha, "n_boot": self.n_boot, "seed": self.seed}
 
 

@@ -92,6 +92,16 @@ def flip_rows(c: Comparison, per_task: int, width: int = 20) -> list[list[str]]:
 FLIP_HEAD = ("task", "item", "question", "target", "A output", "B output", "score A → B")
 
 
+def pairwise_rows(c: Comparison) -> list[list[str]]:
+    return [[r.task, str(r.n), f"{r.b_wins}/{r.ties}/{r.a_wins}", num(r.win_rate, 3),
+             f"[{num(r.ci_low, 3)}, {num(r.ci_high, 3)}]", f"{num(r.consistency, 3)} ({r.inconsistent} inconsistent)",
+             num(r.first_position, 3), str(r.invalid)] for r in c.pairwise]
+
+
+PAIRWISE_HEAD = ("task", "n", "B wins/ties/A wins", "B win rate", "95% CI", "consistency", "first position",
+                 "invalid")
+
+
 def _flip_counts(c: Comparison) -> str:
     counts: dict[str, int] = {}
     for f in c.flips:
@@ -126,6 +136,10 @@ def _render(c: Comparison, flips: int, markdown: bool) -> str:
     shown = flip_rows(c, flips)
     if shown:
         out += ([""] if markdown else []) + [table(FLIP_HEAD, shown)]
+    if c.pairwise:
+        out += heading("Judged pairwise (B against A, each pair in both orders)" if markdown else
+                       "Judged pairwise (B against A, each pair asked in both orders; an inconsistent pair is a tie):")
+        out.append(table(PAIRWISE_HEAD, pairwise_rows(c)))
     if c.notes:
         out += ([""] + [f"> note: {n}" for n in c.notes]) if markdown else [f"note: {n}" for n in c.notes]
     return "\n".join(out) + "\n"

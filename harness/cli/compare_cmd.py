@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .. import flag_types
+from ..flags.judge import add_judge_flags, judge_config, open_judge
 
 
 def add_parser(sub) -> None:
@@ -22,6 +23,12 @@ def add_parser(sub) -> None:
     p.add_argument("--flips", type=flag_types.non_negative_int, default=10, metavar="N",
                    help="flipped items listed per task in table/markdown (json lists all)")
     p.add_argument("--out", type=Path, default=None, help="write to FILE instead of the terminal")
+    add_judge_flags(p, "the two runs' answers to each item, in both orders (pairwise; the default rubric: "
+                       "pairwise)")
+    p.add_argument("--cache_dir", type=Path, default=None,
+                   help="response cache folder the judgements live in (default: $AIMED_CACHE or ~/.cache/aimed-eval)")
+    p.add_argument("--no_cache", action="store_true", help="ask the judge again for every pair")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=compare)
 
 
@@ -33,7 +40,10 @@ def compare(ns: argparse.Namespace) -> int:
 
     if ns.out is not None and not ns.out.parent.is_dir():
         raise UserError(f"--out {ns.out}: folder {ns.out.parent} does not exist; create it or choose another file")
+    config = judge_config(ns)
     c = compare_runs(ns.run_a, ns.run_b, n_boot=ns.n_boot, seed=ns.seed, alpha=ns.alpha)
+    if config is not None:
+        _judge_pairs(c, ns, config)
     if ns.format == "json":
         text = json.dumps(c.to_dict(), ensure_ascii=False, indent=2) + "\n"
     elif ns.format == "markdown":
@@ -46,3 +56,22 @@ def compare(ns: argparse.Namespace) -> int:
         atomic_write_text(ns.out, text)
         print(f"wrote {ns.out}")
     return 0
+
+
+def _judge_pairs(c, ns: argparse.Namespace, config) -> None:
+    """The judge's pairwise rows, added to the comparison ``c``."""
+    from contextlib import ExitStack
+
+    from ..errors import UserError
+    from ..judge.pairwise import judge_pairs
+    from ..runfolder import read_run
+
+    ra, rb = read_run(ns.run_a), read_run(ns.run_b)
+    tasks = [t for t in ra.leaf_tasks() if t in rb.leaf_tasks()]
+    with ExitStack() as stack:
+        judge = open_judge(config.model_copy(update={"rubric": None}), ns, stack)
+        c.pairwise, cost = judge_pairs(ra, rb, tasks, judge, config.rubric, ns.n_boot, ns.seed, ns.alpha)
+    if not c.pairwise:
+        raise UserError(f"--judge: {ns.run_a} and {ns.run_b} share no item answered in text (generation tasks, or "
+                        "multiple choice in --mode generate); there is nothing for a judge to compare")
+    c.judge = {"judge": judge.describe(), **cost}

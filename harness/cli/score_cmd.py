@@ -8,7 +8,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from ..errors import UserError
-from ..flags.judge import add_judge_flags, judge_config
+from ..flags.judge import add_judge_flags, judge_config, open_judge
 from ..help_text import user_help
 from ..results import FILTER, atomic_write_many, read_results, regroup, task_block
 from ..scoring.metrics import METRICS
@@ -61,7 +61,7 @@ def score(ns: argparse.Namespace) -> int:
     norm = ns.cloze_norm or results.get("aimed", {}).get("options", {}).get("cloze_norm", "char")
     rewritten: dict[Path, str] = {}
     with ExitStack() as stack:
-        judge = _judge(config, ns, stack)
+        judge = open_judge(config, ns, stack)
         changed, judged = _rescore(ns.run_dir, results, norm, judge, rewritten)
     if judge is not None:
         results.setdefault("aimed", {})["judge"] = {"judge": judge.describe(), "tasks": judged}
@@ -71,20 +71,6 @@ def score(ns: argparse.Namespace) -> int:
     print_summary(results)
     print(f"re-scored {ns.run_dir} ({changed} predictions changed; filter '{FILTER}')")
     return 0
-
-
-def _judge(config, ns: argparse.Namespace, stack: ExitStack):
-    """The judge the flags name, on the response cache its judgements live in; or None."""
-    if config is None:
-        return None
-    from ..cache import NoCache, ResponseCache, default_cache_dir
-    from ..evaluate import folder_hasher
-    from ..judge.client import build_judge
-    from ..judge.session import Judge
-
-    cache = NoCache() if ns.no_cache else ResponseCache(ns.cache_dir or default_cache_dir())
-    stack.callback(cache.close)
-    return Judge(config, build_judge(config, folder_hasher(cache)), cache, progress=not ns.quiet)
 
 
 def _records(f: Path) -> list[dict]:

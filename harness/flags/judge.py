@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import ExitStack
 from typing import Optional
 
 from ..errors import UserError
@@ -31,3 +32,19 @@ def judge_config(ns: argparse.Namespace):
             raise UserError(f"{'/'.join(given)}: apply to --judge; name the judge or drop them")
         return None
     return judge_from_flag(value, ns.judge_model, ns.judge_rubric, ns.judge_concurrency)
+
+
+def open_judge(config, ns: argparse.Namespace, stack: ExitStack):
+    """The judge ``config`` names, on the response cache its judgements live in (``--cache_dir``,
+    ``--no_cache``), closed with ``stack``; None without a config. (``run`` builds its judge
+    in ``evaluate``, on the run's own cache.)"""
+    if config is None:
+        return None
+    from ..cache import NoCache, ResponseCache, default_cache_dir
+    from ..evaluate import folder_hasher
+    from ..judge.client import build_judge
+    from ..judge.session import Judge
+
+    cache = NoCache() if ns.no_cache else ResponseCache(ns.cache_dir or default_cache_dir())
+    stack.callback(cache.close)
+    return Judge(config, build_judge(config, folder_hasher(cache)), cache, progress=not ns.quiet)

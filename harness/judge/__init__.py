@@ -10,10 +10,12 @@ generate-mode cascade), ``pairwise`` (two runs' answers, both orders) and ``agre
 
 from importlib import import_module
 
-__all__ = ["JudgeConfig", "judge_from_flag", "Rubric", "load_rubric", "Judge", "build_judge"]
+__all__ = ["JudgeConfig", "judge_from_flag", "Rubric", "load_rubric", "Judge", "build_judge", "judge_pairs",
+           "PairwiseRow", "Agreement", "agreement_table"]
 
 _HOME = {"JudgeConfig": "config", "judge_from_flag": "config", "Rubric": "rubric", "load_rubric": "rubric",
-         "Judge": "session", "build_judge": "client"}
+         "Judge": "session", "build_judge": "client", "judge_pairs": "pairwise", "PairwiseRow": "pairwise",
+         "Agreement": "agreement", "agreement_table": "agreement"}
 
 
 def __getattr__(name: str):

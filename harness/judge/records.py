@@ -10,7 +10,6 @@ letters where the rule-based extractor found none, so re-scoring keeps them.
 from __future__ import annotations
 
 from ..scoring.extract import split_reasoning
-from ..taskspec import TaskSpec
 from .asking import Judged
 from .metrics import INVALID, SCORE, UNSAFE
 from .parse import overall
@@ -23,8 +22,8 @@ def answer_text(record: dict) -> str:
     return split_reasoning(resp)[0].strip() if isinstance(resp, str) else ""
 
 
-def item_fields(spec: TaskSpec, record: dict) -> dict[str, str]:
-    """The rubric placeholders' values for one record."""
+def item_fields(record: dict, task: str = "") -> dict[str, str]:
+    """The rubric placeholders' values for one record (``task``: what the task asks, for ``{task}``)."""
     doc = record["doc"]
     options = doc.get("options") or {}
     gold = "、".join(f"{k}. {options.get(k, '')}" for k in doc.get("answer", []))
@@ -32,7 +31,7 @@ def item_fields(spec: TaskSpec, record: dict) -> dict[str, str]:
     reference = doc.get("target") or (f"{gold}\n{explanation}".strip() if gold else explanation)
     return {"question": doc.get("question", ""), "options": "\n".join(f"{k}. {v}" for k, v in options.items()),
             "gold": gold, "explanation": explanation or "（无）", "reference": reference, "answer": answer_text(record),
-            "task": spec.description or spec.task}
+            "task": task}
 
 
 def fill_pointwise(record: dict, judged: Judged, rubric: Rubric) -> None:

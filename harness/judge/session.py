@@ -53,7 +53,7 @@ class Judge:
         total = JudgeStats()
         rubric = self.pointwise_rubric(spec, spec_dir)
         if rubric is not None and generated:
-            prompts = [rubric.render(item_fields(spec, r)) for r in records]
+            prompts = [rubric.render(item_fields(r, spec.description or spec.task)) for r in records]
             judged, stats = ask_all(self.client, self.cache, rubric, prompts, lambda i, text: read_pointwise(text, rubric),
                                     progress=self.progress, desc=f"{desc} (judge)")
             for record, j in zip(records, judged):
@@ -70,7 +70,7 @@ class Judge:
             extract = load_rubric(MC_EXTRACT)
             docs = [r["doc"] for r in unread]
             judged, stats = ask_all(
-                self.client, self.cache, extract, [extract.render(item_fields(spec, r)) for r in unread],
+                self.client, self.cache, extract, [extract.render(item_fields(r, spec.description or spec.task)) for r in unread],
                 lambda i, text: read_choice(text, docs[i].get("options") or {}, len(docs[i].get("answer", [])) > 1),
                 progress=self.progress, desc=f"{desc} (cascade)")
             for record, j in zip(unread, judged):

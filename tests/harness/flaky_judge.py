@@ -21,16 +21,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "flaky-judge"
 HANG_SECONDS = 3.0  # longer than the tests' client timeout
+POSITION_BIAS_CHARS = 3  # pairwise: answers this close in length go to whichever is shown first
 
 
 def judgement(prompt: str) -> str:
     """Scores from how much of the reference the answer shares (a stand-in for a judge's
-    reading), in the pointwise format; a pairwise prompt gets a verdict; a cascade prompt
-    gets the first option letter its answer names."""
+    reading), in the pointwise format; a pairwise prompt gets the longer answer, or, when
+    the two are within POSITION_BIAS_CHARS, the one shown first (a position-biased judge);
+    a cascade prompt gets the first option letter its answer names."""
     answer = _field(prompt, "【模型回答】") or _field(prompt, "【模型作答】")
     if "【回答A】" in prompt:
         a, b = _field(prompt, "【回答A】"), _field(prompt, "【回答B】")
-        return "结论：[[C]]" if len(a) == len(b) else f"结论：[[{'A' if len(a) > len(b) else 'B'}]]\n理由：更完整"
+        if abs(len(a) - len(b)) <= POSITION_BIAS_CHARS:  # too close to call: this judge picks the first shown
+            return "结论：[[A]]\n理由：相差不大"
+        return f"结论：[[{'A' if len(a) > len(b) else 'B'}]]\n理由：更完整"
     if "【选项】" in prompt and "【模型作答】" in prompt:
         letters = re.findall(r"[A-E]", answer)
         return f"答案：[[{letters[0] if letters else '无'}]]"
