@@ -22,7 +22,7 @@ from ..models.args import ModelArgs
 from ..models.fingerprint import combine
 from ..models.requests import GenerateRequest
 from ..templates import render_prompt, template_stops
-from .config import JudgeConfig
+from .config import DEFAULT_KEY_ENV, JudgeConfig
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,8 @@ def build_judge(config: JudgeConfig, hash_folder: Any) -> JudgeClient:
                                     concurrency=config.concurrency, max_retries=config.max_retries,
                                     timeout=config.timeout)
         except UserError as exc:
-            key = f"; the key comes from ${config.api_key_env or 'OPENAI_API_KEY'}" if "HTTP 401" in exc.message \
-                or "HTTP 403" in exc.message else ""
-            raise UserError(f"judge: {exc.message}{key}") from None
+            where = f"check the key in ${config.api_key_env or DEFAULT_KEY_ENV} (the judge config's api_key_env)"
+            raise UserError(f"judge: {exc.message.replace('check the API key', where)}") from None
         fp = combine(backend.fingerprint(ModelArgs(model=backend.model), hash_folder), *map(str, version))
         return JudgeClient(config, backend, fp)
     from ..models.backend import BackendOptions, build_backend
