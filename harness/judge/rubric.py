@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -101,10 +102,9 @@ class Rubric(_Strict):
     def render(self, fields: dict[str, str]) -> str:
         values = {"criteria": self.criteria_text(), "format": self.format_lines(),
                   "scale": f"{self.scale[0]}-{self.scale[1]}", **fields}
-        text = self.prompt
-        for key, value in values.items():
-            text = text.replace("{" + key + "}", value)
-        return text
+        # one pass: a value that holds "{task}" (an answer may) is shown as written, not filled in
+        pattern = re.compile("|".join(re.escape("{" + k + "}") for k in values))
+        return pattern.sub(lambda m: values[m.group(0)[1:-1]], self.prompt)
 
     def retry(self, prompt: str) -> str:
         """The prompt of a retry after an unreadable judgement: the same, and the format again."""
@@ -153,7 +153,8 @@ def read_rubric(path: Path) -> Rubric:
         err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
         if err["type"] == "extra_forbidden":
-            raise UserError(f"{path}: unknown key {field!r}; a rubric's keys are {', '.join(Rubric.model_fields)}") from None
+            model, what = (Criterion, "a criterion's") if err["loc"][0] == "criteria" else (Rubric, "a rubric's")
+            raise UserError(f"{path}: unknown key {field!r}; {what} keys are {', '.join(model.model_fields)}") from None
         raise UserError(f"{path}: field {field!r}: {err['msg']}; fix it in the rubric") from None
     return _check(rubric, path)
 
