@@ -111,8 +111,8 @@ def iter_runs(runs: list[ModelArgs], task_names: list[str], opts: RunOptions, ou
     except BaseException:
         locks.close()
         raise
-    try:  # a judge that cannot be reached fails now, before the (slow) model load
-        judge = _build_judge(opts, cache) if current().is_main else None
+    try:  # a misnamed rubric or a judge that cannot be reached fails now, before the (slow) model load
+        judge = _build_judge(opts, cache, tasks) if current().is_main else None
     except BaseException:
         cache.close()
         locks.close()
@@ -183,11 +183,14 @@ def _score_and_write(args: ModelArgs, backend: Backend, tasks: list, task_names:
     return RunResult(output_dir, results, outcomes)
 
 
-def _build_judge(opts: RunOptions, cache):
+def _build_judge(opts: RunOptions, cache, tasks: list):
     if opts.judge is None:
         return None
     from .judge.client import build_judge
-    from .judge.session import Judge
+    from .judge.session import Judge, task_rubric
+
+    for task in tasks:
+        task_rubric(opts.judge, task.spec, task.spec_path.parent)
 
     return Judge(opts.judge, build_judge(opts.judge, folder_hasher(cache)), cache, opts.progress)
 

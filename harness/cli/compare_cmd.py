@@ -63,15 +63,16 @@ def _judge_pairs(c, ns: argparse.Namespace, config) -> None:
     from contextlib import ExitStack
 
     from ..errors import UserError
-    from ..judge.pairwise import judge_pairs
+    from ..judge.pairwise import judge_pairs, pairwise_rubric, text_tasks
     from ..runfolder import read_run
 
     ra, rb = read_run(ns.run_a), read_run(ns.run_b)
-    tasks = [t for t in ra.leaf_tasks() if t in rb.leaf_tasks()]
+    tasks = text_tasks(ra, rb)
+    if not tasks:
+        raise UserError(f"--judge: {ns.run_a} and {ns.run_b} share no item answered in text (generation tasks, or "
+                        "multiple choice in --mode generate); there is nothing for a judge to compare")
+    pairwise_rubric(config.rubric)  # a misnamed rubric fails before the judge is reached
     with ExitStack() as stack:
         judge = open_judge(config.model_copy(update={"rubric": None}), ns, stack)
         c.pairwise, cost = judge_pairs(ra, rb, tasks, judge, config.rubric, ns.n_boot, ns.seed, ns.alpha)
-    if not c.pairwise:
-        raise UserError(f"--judge: {ns.run_a} and {ns.run_b} share no item answered in text (generation tasks, or "
-                        "multiple choice in --mode generate); there is nothing for a judge to compare")
     c.judge = {"judge": judge.describe(), **cost}

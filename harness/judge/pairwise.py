@@ -16,11 +16,12 @@ import random
 from dataclasses import dataclass
 from typing import Optional
 
+from ..errors import UserError
 from ..runfolder import RunFolder
 from .asking import JudgeStats, ask_all
 from .parse import read_pairwise
 from .records import answer_text, item_fields
-from .rubric import PAIRWISE, load_rubric
+from .rubric import PAIRWISE, Rubric, load_rubric
 from .session import Judge
 
 _B_SCORE = {"B": 1.0, "A": 0.0, "tie": 0.5}
@@ -72,15 +73,24 @@ def bootstrap_mean_interval(values: list[float], n_boot: int, seed: int, alpha: 
     return lo, hi
 
 
+def pairwise_rubric(ref: Optional[str]) -> Rubric:
+    rubric = load_rubric(ref or PAIRWISE)
+    if rubric.kind != "pairwise":
+        raise UserError(f"--judge_rubric {ref}: {rubric.rubric} is a {rubric.kind} rubric; compare needs a pairwise "
+                        "one (the default: pairwise)")
+    return rubric
+
+
+def text_tasks(run_a: RunFolder, run_b: RunFolder) -> list[str]:
+    """The tasks both runs answered in text, with at least one item in common."""
+    shared = [t for t in run_a.leaf_tasks() if t in run_b.leaf_tasks()]
+    return [t for t in shared if _texts(run_a, t).keys() & _texts(run_b, t).keys()]
+
+
 def judge_pairs(run_a: RunFolder, run_b: RunFolder, tasks: list[str], judge: Judge, rubric_ref: Optional[str] = None,
                 n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> tuple[list[PairwiseRow], dict]:
     """A row for each of ``tasks`` both runs answered in text; and what judging cost."""
-    rubric = load_rubric(rubric_ref or PAIRWISE)
-    if rubric.kind != "pairwise":
-        from ..errors import UserError
-
-        raise UserError(f"--judge_rubric {rubric_ref}: {rubric.rubric} is a {rubric.kind} rubric; compare needs a "
-                        "pairwise one (the default: pairwise)")
+    rubric = pairwise_rubric(rubric_ref)
     rows, total = [], JudgeStats()
     for task in tasks:
         a, b = _texts(run_a, task), _texts(run_b, task)

@@ -24,6 +24,20 @@ from .records import fill_choice, fill_pointwise, item_fields
 from .rubric import MC_EXTRACT, Rubric, load_rubric
 
 
+def task_rubric(config: JudgeConfig, spec: TaskSpec, spec_dir: Optional[Path]) -> Optional[Rubric]:
+    """The pointwise rubric that judges ``spec``'s outputs, or None (checked before any model
+    work, so a misnamed rubric fails first)."""
+    ref = config.rubric or (spec.judge.rubric if spec.judge else None)
+    if not ref:
+        return None
+    rubric = load_rubric(ref, spec_dir if not config.rubric else None)
+    if rubric.kind != "pointwise":
+        where = "--judge_rubric" if config.rubric else f"task {spec.task}: judge: rubric"
+        raise UserError(f"{where} {ref}: {rubric.rubric} is a {rubric.kind} rubric; a task is judged with a "
+                        "pointwise one (e.g. medterm)")
+    return rubric
+
+
 class Judge:
     """The judge of a run: a client, the run's response cache, whether to show progress."""
 
@@ -34,14 +48,7 @@ class Judge:
         return self.client.describe()
 
     def pointwise_rubric(self, spec: TaskSpec, spec_dir: Optional[Path]) -> Optional[Rubric]:
-        ref = self.config.rubric or (spec.judge.rubric if spec.judge else None)
-        if not ref:
-            return None
-        rubric = load_rubric(ref, spec_dir if not self.config.rubric else None)
-        if rubric.kind != "pointwise":
-            raise UserError(f"rubric {ref!r} ({rubric.rubric}) is a {rubric.kind} rubric; a task is judged with a "
-                            "pointwise one")
-        return rubric
+        return task_rubric(self.config, spec, spec_dir)
 
     def judge_task(self, spec: TaskSpec, spec_dir: Optional[Path], records: list[dict], cloze_norm: str = "char",
                    desc: str = "judge") -> Optional[dict]:

@@ -3,9 +3,11 @@ judgement is computed from the prompt (so it is the same every time it is asked)
 which misbehaves on purpose: every third request answers 429 or 500, and the first
 request of every fifth item hangs past the client's timeout.
 
-It keeps a log of every request it answered with a judgement, by item (the answer shown
-in the prompt), so a test can tell whether an item was asked again after its judgement
-was delivered. Run as ``python flaky_judge.py PORT [--no_faults] [--log FILE]``; it
+It logs every request with its item (a hash of the prompt) and what it did with it (ok:
+a judgement delivered, 429, 500, hang), so a test can tell that the faults happened and
+whether an item was asked again after its judgement was delivered.
+
+Run as ``python flaky_judge.py PORT [--no_faults] [--log FILE]``; it
 prints ``ready`` once it listens, and stops on SIGTERM.
 """
 
@@ -77,10 +79,11 @@ class State:
             return "429" if (count // 3) % 2 else "500"
         return "ok"
 
-    def delivered(self, item: str) -> None:
+    def log(self, item: str, action: str) -> None:
+        """One line a request: its item and what was done (ok: a judgement delivered)."""
         if self.log_path:
             with self.lock, open(self.log_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"item": item, "t": time.time()}, ensure_ascii=False) + "\n")
+                f.write(json.dumps({"item": item, "action": action, "t": time.time()}) + "\n")
 
 
 def make_handler(state: State):
@@ -108,6 +111,7 @@ def make_handler(state: State):
             prompt = body["messages"][-1]["content"]
             item = hashlib.sha256(prompt.split("\n\n上面的输出无法读取")[0].encode()).hexdigest()[:16]
             action = state.plan(item)
+            state.log(item, action)
             if action == "hang":
                 time.sleep(HANG_SECONDS)
                 return  # the client has given up; nothing is delivered
@@ -115,7 +119,6 @@ def make_handler(state: State):
                 self._send(int(action), {"error": {"message": "try again later" if action == "429" else "boom"}})
                 return
             text = judgement(prompt)
-            state.delivered(item)
             self._send(200, {"id": "x", "object": "chat.completion", "model": MODEL,
                              "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                           "finish_reason": "stop"}],
