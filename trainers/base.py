@@ -103,6 +103,9 @@ class StageConfig:
         eval_contamination_data: training files the checkpoint was trained on (the pipeline
             gives the line's, this stage's included): each scored item's overlap with them is
             recorded and every metric is reported on the clean subset too (``_clean``).
+        eval_judge: a judge that scores each checkpoint's open answers with the tasks'
+            rubrics (the keys of a judge config: ``base_url``, ``model``, ``api_key_env``, ...;
+            see docs/judge.md). None: no judge.
     """
 
     model: str = ""
@@ -141,6 +144,7 @@ class StageConfig:
     eval_mode: Optional[str] = None
     eval_db: Optional[str] = None
     eval_contamination_data: list[str] = field(default_factory=list)
+    eval_judge: Optional[dict] = None
 
 
 @dataclass

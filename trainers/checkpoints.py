@@ -121,8 +121,11 @@ class CheckpointScorer:
         args = ModelArgs(model=self.base_folder if self.adapter else str(folder),
                          lora_model=[str(folder)] if self.adapter else [], template_name=c.template_name,
                          dtype=c.dtype, only_cpu=c.only_cpu)
+        from aimed.harness.judge.config import validate
+
+        judge = validate(c.eval_judge, "eval_judge") if c.eval_judge else None
         opts = RunOptions(mode=c.eval_mode, limit=c.eval_limit, seed=c.seed, progress=False,
-                          contamination_data=tuple(c.eval_contamination_data))
+                          contamination_data=tuple(c.eval_contamination_data), judge=judge)
         out = folder.parent / "eval" / folder.name
         try:
             result = evaluate(args, list(c.eval_tasks), opts, output_dir=out, use_cache=False, overwrite=True,

@@ -111,7 +111,7 @@ def score_base(config: PipelineConfig, base: BaseModelSpec) -> Path:
     args = ModelArgs(model=base.model, template_name=_template(config, base), dtype=str(keys.get("dtype", "auto")),
                      only_cpu=bool(keys.get("only_cpu", False)))
     opts = RunOptions(mode=config.eval_mode, limit=config.eval_limit, seed=int(keys.get("seed", 42)),
-                      progress=False)
+                      progress=False, judge=config.judge)
     out = config.output_root / base.name / BASE_EVAL
     result = evaluate(args, list(config.eval_tasks), opts, output_dir=out, use_cache=False, overwrite=True,
                       meta={"stage": "base", "base_model": base.name})
@@ -179,7 +179,8 @@ def _run_stage(config: PipelineConfig, state: PipelineState, base: BaseModelSpec
         keys[REWARD_KEY] = line.reward_model
     keys.update(model=parent.checkpoint, output_dir=str(out), base_model=base.name,
                 eval_tasks=list(config.eval_tasks) if not recipe.side else [],
-                eval_limit=config.eval_limit, eval_mode=config.eval_mode, eval_db=str(config.index_db))
+                eval_limit=config.eval_limit, eval_mode=config.eval_mode, eval_db=str(config.index_db),
+                eval_judge=config.judge.model_dump(exclude_none=True) if config.judge else None)
     record = StageRecord(RecordStatus.RUNNING, digest, time.time(), None, parent.checkpoint, parent.stage,
                          parent.run_dir, str(out))
     files = lineage_files(config, base, line, stage) if not recipe.side and config.eval_tasks else []

@@ -14,6 +14,7 @@ stage_config:                   # each stage's own keys (`aimed-eval train --sta
 eval: {tasks: [medqa], limit: null, mode: null}
 gate: gates.yaml                # a gate policy file, or the policy inline; default: built-in
 stage_gates: {sft: {rules: {suite: {score: {min_gain: 0.01}}}}}   # per-stage policies
+judge: {base_url: "http://127.0.0.1:8001/v1", api_key_env: JUDGE_KEY}  # optional: judged metrics too
 ```
 
 Relative paths are read from the YAML file's folder (train files also from
@@ -38,12 +39,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aimed.harness.errors import UserError, did_you_mean
 from aimed.harness.gate_policy import DEFAULT, Policy, check_rank_by, load_policy, parse_policy
+from aimed.harness.judge.config import JudgeConfig
+from aimed.harness.judge.config import validate as validate_judge
 from aimed.harness.verdicts import STATE_FILE
 
 from .base import REWARD_KEY, StageRecipe
 
 SET_BY_PIPELINE = ("model", "output_dir", "base_model", "overwrite", "eval_tasks", "eval_limit", "eval_mode",
-                   "eval_db", "eval_contamination_data")
+                   "eval_db", "eval_contamination_data", "eval_judge")
 PATH_KEYS = ("train_files", REWARD_KEY, "tokenizer_path")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -74,6 +77,7 @@ class PipelineFile(_Strict):
     eval: EvalEntry = Field(default_factory=EvalEntry)
     gate: Union[str, dict, None] = None
     stage_gates: dict[str, Union[str, dict]] = Field(default_factory=dict)
+    judge: Optional[dict[str, Any]] = None  # scores every checkpoint's open answers (docs/judge.md)
 
 
 @dataclass
@@ -98,6 +102,7 @@ class PipelineConfig:
     policy: Policy
     stage_policies: dict[str, Policy]
     recipes: dict[str, StageRecipe]  # each listed stage's, from its module
+    judge: Optional[JudgeConfig] = None
 
     @property
     def state_file(self) -> Path:
@@ -119,7 +124,9 @@ class PipelineConfig:
 
     def stage_hash(self, base: BaseModelSpec, stage: str) -> str:
         """What a finished stage's record must match to be reused on a rerun."""
-        what = {"keys": self.stage_keys(base, stage), "eval": [self.eval_tasks, self.eval_limit, self.eval_mode],
+        # a judge joins the eval settings only when there is one: older records still match
+        judged = [self.judge.describe()] if self.judge else []
+        what = {"keys": self.stage_keys(base, stage), "eval": [self.eval_tasks, self.eval_limit, self.eval_mode, *judged],
                 "policy": self.policy_for(stage).model_dump(), "model": base.model}
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -311,7 +318,8 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
         eval_tasks=[t for t in tasks if t], eval_limit=raw.eval.limit, eval_mode=raw.eval.mode,
         policy=_policy(raw.gate, folder, f"{path}: gate"),
         stage_policies={s: _policy(p, folder, f"{path}: stage_gates.{s}") for s, p in raw.stage_gates.items()},
-        recipes={s: recipes[s] for s in stage_list})
+        recipes={s: recipes[s] for s in stage_list},
+        judge=validate_judge(raw.judge, f"{path}: judge") if raw.judge is not None else None)
     # Every stage's keys, for every base model, against the stage's own Config: a typo
     # fails now, not after an hour of the stages before it.
     index = {b.name: i for i, b in enumerate(raw.base_models)}
@@ -337,7 +345,8 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
     from aimed.harness.taskregistry import group_tree, resolve_tasks
 
     try:
-        metrics = {t.name: set(t.spec.metrics) for t in resolve_tasks(config.eval_tasks)}
+        tasks = resolve_tasks(config.eval_tasks)
+        metrics = {t.name: set(t.spec.metrics) | _judged(config, t, path) for t in tasks}
         for group, members in group_tree(config.eval_tasks).items():
             metrics[group] = {"score"} | set.intersection(*(metrics.get(m, {"score"}) for m in members))
     except UserError as exc:
@@ -347,6 +356,20 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
     for policy in [config.policy, *config.stage_policies.values(), *gated]:
         check_policy_tasks(policy, metrics)
     return config
+
+
+def _judged(config: PipelineConfig, task, path: Path) -> set:
+    """The judge metrics a task gets when the pipeline has a judge (its rubric checked now)."""
+    if config.judge is None:
+        return set()
+    from aimed.harness.judge.metrics import rubric_metric_names
+    from aimed.harness.judge.session import task_rubric
+
+    try:
+        rubric = task_rubric(config.judge, task.spec, task.spec_path.parent)
+    except UserError as exc:
+        raise UserError(f"{path}: judge: {exc.message}") from None
+    return set(rubric_metric_names([c.name for c in rubric.criteria], bool(rubric.safety))) if rubric else set()
 
 
 def check_policy_tasks(policy: Policy, metrics: dict[str, set]) -> None:

@@ -33,6 +33,11 @@ def judge_metric(name: str) -> Metric:
     return METRICS.get(name)
 
 
+def rubric_metric_names(criteria: list[str], safety: bool) -> list[str]:
+    """The metrics a rubric's judgements give a task (for checks made before any judging)."""
+    return [SCORE, *(f"judge_{c}" for c in criteria), *([UNSAFE] if safety else []), INVALID]
+
+
 def metric_names(records: list[dict]) -> list[str]:
     """The judge metrics the records carry, in a fixed order: score, criteria, unsafe, invalid."""
     blocks = [r["judge"] for r in records if isinstance(r.get("judge"), dict)]
