@@ -44,7 +44,7 @@ class JudgeClient:
         self._lock = threading.Lock()
 
     def describe(self) -> dict:
-        served = getattr(self.backend, "model", None)
+        served = self.backend.model if self.config.backend == "openai" else None  # the id the endpoint gave
         return {**self.config.describe(), **({"model": served} if served else {}), "fingerprint": self.fingerprint}
 
     def ask(self, prompt: str) -> Reply:

@@ -161,3 +161,18 @@ def test_a_served_tiny_judge_scores_caches_resumes_and_rescores(cli, tiny_llama,
     monkeypatch.setenv(KEY_ENV, KEY)
     code, out, err = cli("score", run, "--judge", config, "--cache_dir", cache)
     assert code == 2 and "cannot reach the server" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_local_checkpoint_judges_too(cli, tiny_llama, judge_checkpoint, tmp_path):
+    """The same judge loaded here (the hf backend) instead of served: the same judgements."""
+    config = tmp_path / "local.yaml"
+    config.write_text(f"model: {judge_checkpoint}\ntemplate_name: vicuna\nmax_new_tokens: 64\n", encoding="utf-8")
+    run = tmp_path / "run"
+    code, out, err = cli("run", "--model", tiny_llama, "--tasks", "medterm", "--limit", "4", "--judge", config,
+                         "--output_dir", run, "--no_index", "--no_cache", "--quiet")
+    assert code == 0, err
+    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    assert results["results"]["medterm"]["judge_score,none"] == pytest.approx(4.0)
+    cost = results["aimed"]["judge"]["tasks"]["medterm"]
+    assert cost["asked"] == 4 and cost["invalid"] == 0 and cost["completion_tokens"] > 0
+    assert results["aimed"]["judge"]["judge"]["model"] == str(judge_checkpoint)
