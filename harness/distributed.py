@@ -74,6 +74,18 @@ def current() -> World:
     return _WORLD or World()
 
 
+def launched() -> World:
+    """This process's place in a ``torchrun`` / ``accelerate launch`` (from the launcher's
+    environment), whether or not a process group is joined: trainers join theirs through
+    accelerate, and need to know beforehand which process writes what."""
+    if _WORLD is not None:
+        return _WORLD
+    size = _env_int("WORLD_SIZE", 1)
+    if size <= 1:
+        return World()
+    return World(rank=_env_int("RANK", 0), size=size, local_rank=_env_int("LOCAL_RANK", 0))
+
+
 def world() -> World:
     """The processes of this run; joins the process group on first use."""
     global _WORLD

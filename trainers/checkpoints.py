@@ -148,7 +148,16 @@ class CheckpointScorer:
         return result.run_dir
 
     def finish(self, output_dir: Path, train_metrics: dict) -> StageResult:
-        """Write the stage marker (the stage is done) and return its result."""
+        """Write the stage marker (the stage is done) and return its result. Under a launcher
+        the main process alone saw the saves and writes the marker; the others read it."""
+        from .launch import is_main, main_process_first
+
+        with main_process_first():
+            if is_main():
+                return self._finish(output_dir, train_metrics)
+        return read_stage_result(self.stage, Path(output_dir), train_metrics)
+
+    def _finish(self, output_dir: Path, train_metrics: dict) -> StageResult:
         ckpts = sorted(self.checkpoints, key=checkpoint_step)
         if not ckpts:
             raise RuntimeError(f"stage {self.stage} saved no checkpoint in {output_dir}")
@@ -161,6 +170,17 @@ class CheckpointScorer:
             "scores": {str(c): s for c, s in self.scores.items()},
         })
         return result
+
+
+def read_stage_result(stage: str, output_dir: Path, train_metrics: Optional[dict] = None) -> StageResult:
+    """The stage's result as its main process recorded it in the marker (another process of
+    the launch, or the pipeline after a launched job)."""
+    marker = json.loads((output_dir / STAGE_MARKER).read_text(encoding="utf-8"))
+    ckpts = [Path(c) for c in marker["checkpoints"]]
+    metrics = marker.get("train_metrics", {}) if train_metrics is None else train_metrics
+    return StageResult(stage, ckpts, Path(marker["final"]), metrics,
+                       {Path(c): (Path(r) if r else None) for c, r in marker["eval_runs"].items()},
+                       {Path(c): s for c, s in marker["scores"].items()})
 
 
 def _fmt(v) -> str:

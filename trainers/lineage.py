@@ -88,9 +88,14 @@ def start_output(stage: str, config: StageConfig, parent: Parent) -> tuple[Path,
     behind (``train_stage`` has already refused a non-empty folder without overwrite)."""
     from .modeling import clear_output_dir, output_dir_of
 
+    from .launch import is_main, main_process_first
+
     out = output_dir_of(stage, config, parent.base_model)
-    clear_output_dir(out)
-    return out, full_weights_folder(parent, out)
+    with main_process_first():  # the others find the folder made and the parent merged
+        if is_main():
+            clear_output_dir(out)
+        weights = full_weights_folder(parent, out)
+    return out, weights
 
 
 def tokenizer_folder(parent: Parent) -> str:

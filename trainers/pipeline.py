@@ -198,8 +198,15 @@ def _run_stage(config: PipelineConfig, state: PipelineState, base: BaseModelSpec
         say(f"[{base.name}] {stage}: gate: {record.decision.summary}")
         return record
     state.save()
-    say(f"[{base.name}] {stage}: training from {parent.stage} ({_short(parent.checkpoint)}) ...")
-    result = stages.train_stage(stage, stage_config)
+    launcher = config.launchers.get(stage)
+    how = f" as a {launcher.command} job ({' '.join(launcher.args)})" if launcher else ""
+    say(f"[{base.name}] {stage}: training from {parent.stage} ({_short(parent.checkpoint)}){how} ...")
+    if launcher is not None:
+        from .launcher import launch_stage
+
+        result = launch_stage(stage, keys, launcher, out)
+    else:
+        result = stages.train_stage(stage, stage_config)
     record.train_metrics = _jsonable(result.train_metrics)
     record.training = training(record.train_metrics)
     if recipe.side:

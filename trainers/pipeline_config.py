@@ -44,6 +44,7 @@ from aimed.harness.judge.config import validate as validate_judge
 from aimed.harness.verdicts import STATE_FILE
 
 from .base import REWARD_KEY, StageRecipe
+from .launcher import Launcher
 
 SET_BY_PIPELINE = ("model", "output_dir", "base_model", "overwrite", "eval_tasks", "eval_limit", "eval_mode",
                    "eval_db", "eval_contamination_data", "eval_judge")
@@ -78,6 +79,8 @@ class PipelineFile(_Strict):
     gate: Union[str, dict, None] = None
     stage_gates: dict[str, Union[str, dict]] = Field(default_factory=dict)
     judge: Optional[dict[str, Any]] = None  # scores every checkpoint's open answers (docs/judge.md)
+    launcher: Optional[Launcher] = None  # every stage as a distributed job (trainers/launcher.py)
+    stage_launchers: dict[str, Launcher] = Field(default_factory=dict)
 
 
 @dataclass
@@ -103,6 +106,7 @@ class PipelineConfig:
     stage_policies: dict[str, Policy]
     recipes: dict[str, StageRecipe]  # each listed stage's, from its module
     judge: Optional[JudgeConfig] = None
+    launchers: dict[str, Launcher] = field(default_factory=dict)  # stage -> its launcher; others in-process
 
     @property
     def state_file(self) -> Path:
@@ -319,7 +323,8 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
         policy=_policy(raw.gate, folder, f"{path}: gate"),
         stage_policies={s: _policy(p, folder, f"{path}: stage_gates.{s}") for s, p in raw.stage_gates.items()},
         recipes={s: recipes[s] for s in stage_list},
-        judge=validate_judge(raw.judge, f"{path}: judge") if raw.judge is not None else None)
+        judge=validate_judge(raw.judge, f"{path}: judge") if raw.judge is not None else None,
+        launchers=_launchers(raw, stage_list, path))
     # Every stage's keys, for every base model, against the stage's own Config: a typo
     # fails now, not after an hour of the stages before it.
     index = {b.name: i for i, b in enumerate(raw.base_models)}
@@ -356,6 +361,15 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
     for policy in [config.policy, *config.stage_policies.values(), *gated]:
         check_policy_tasks(policy, metrics)
     return config
+
+
+def _launchers(raw: PipelineFile, stages: list[str], path: Path) -> dict[str, Launcher]:
+    unknown = sorted(set(raw.stage_launchers) - set(stages))
+    if unknown:
+        raise UserError(f"{path}: stage_launchers.{unknown[0]}: not a stage of this pipeline "
+                        f"({', '.join(stages)}); remove it or add the stage")
+    every = {s: raw.launcher for s in stages if raw.launcher is not None}
+    return {**every, **raw.stage_launchers}
 
 
 def _judged(config: PipelineConfig, task, path: Path) -> set:

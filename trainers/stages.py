@@ -195,22 +195,27 @@ def train_stage(stage: str, config: StageConfig) -> StageResult:
     out = output_dir_of(stage, config, parent.base_model)
     if _inside(Path(parent.path), out.expanduser().resolve()):
         raise UserError(f"output_dir {out}: holds the parent checkpoint; give a folder of its own for this stage")
-    check_target(out, what="output_dir", kind="stage", overwrite=config.overwrite, how="set overwrite: true")
-    from aimed.harness.distributed import current
     from aimed.harness.owned import folder_lock
 
-    lock = folder_lock(out, "output_dir") if current().is_main else contextlib.nullcontext()
+    from .launch import is_main
+
+    main = is_main()  # under torchrun / accelerate launch the main process checks and writes the folder
+    if main:
+        check_target(out, what="output_dir", kind="stage", overwrite=config.overwrite, how="set overwrite: true")
+    lock = folder_lock(out, "output_dir") if main else contextlib.nullcontext()
     try:
         with lock:  # a second stage aimed at this folder meanwhile is refused
             return module.train(config)
     except UserError:
-        _drop_unfinished(out)
+        if main:
+            _drop_unfinished(out)
         raise
     except Exception as exc:
         reason = disk_fault(exc)
         if reason is None:
             raise
-        _drop_unfinished(out)
+        if main:
+            _drop_unfinished(out)
         raise UserError(f"output_dir {out}: cannot write the stage's checkpoints ({reason}); free some space "
                         "or choose a folder you can write to (checkpoints finished before are kept)") from None
 

@@ -69,6 +69,10 @@ def run(ns: argparse.Namespace) -> int:
         return 0
     config = load_stage_config(ns.stage, ns.config, parse_overrides(ns.overrides))
     result = train_stage(ns.stage, config)
+    from .launch import is_main
+
+    if not is_main():  # under torchrun / accelerate launch the main process reports
+        return 0
     print(f"\nstage {result.stage} done: {len(result.checkpoints)} checkpoint(s)")
     for key, value in result.train_metrics.items():
         print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
