@@ -199,3 +199,36 @@ def test_a_pipeline_runs_a_stage_as_a_torchrun_job_and_a_killed_rank_fails_it_cl
     assert "as a torchrun job" in out
     runs = _runs_by_checkpoint(root / "out" / "aimed_index.sqlite")
     assert list(runs.values()) == [1, 1]  # the base model and the one checkpoint, each once
+
+
+# ---- the shipped accelerate configs ---------------------------------------------------------
+CONFIGS = Path(__file__).resolve().parents[2] / "docs" / "accelerate"
+
+
+@pytest.mark.parametrize("name,kind", [("fsdp", "FSDP"), ("deepspeed_zero2", "DEEPSPEED"),
+                                       ("deepspeed_zero3", "DEEPSPEED")])
+def test_the_shipped_accelerate_configs_load(name, kind):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(CONFIGS / f"{name}.yaml"))
+    assert config.distributed_type.name == kind and config.mixed_precision == "bf16"
+    if kind == "FSDP":  # whole checkpoints on save, so each one loads and is scored as usual
+        assert config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+
+
+def _gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+@pytest.mark.skipif(_gpus() == 0, reason="FSDP needs CUDA GPUs; none here (run where a GPU is lent)")
+def test_sft_under_fsdp_on_the_gpus(work):
+    root, sft = work
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / "fsdp.yaml"),
+                "--num_processes", str(_gpus()), "--main_process_port", "{port}"]
+    out, db = root / "sft-fsdp", root / "fsdp.sqlite"
+    done = _train(sft, out, max(1, 8 // _gpus()), launcher, db)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _losses(out)[-1] < _losses(out)[0]
+    _check_one_of_each(out, db, [3, 6])
