@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Optional
 
 from aimed.harness.errors import UserError
 
+from . import launch
 from .base import StageConfig, StageRecipe, StageResult
 
 NAME = "ppo"
@@ -100,6 +102,10 @@ def check_ppo_config(c: Config, need_reward_model: bool = True) -> None:
     if c.response_length >= c.max_length:
         raise UserError(f"response_length {c.response_length}: must be below max_length {c.max_length} "
                         "(prompt and response share it)")
+    size = launch.processes().size
+    if c.rollout_batch_size % size:  # every process rolls out (and steps) as many as the others
+        raise UserError(f"rollout_batch_size {c.rollout_batch_size}: give a multiple of the {size} processes "
+                        "of this launch")
 
 
 def train(config: Config, reward_fn=None) -> StageResult:
@@ -173,11 +179,15 @@ def _run(config: Config, parent, weights: str, out: Path, prompts: list[str], co
         scheduler=get_scheduler(config.lr_scheduler_type, optimizer, config.warmup_steps, opt_steps))
     scorer = CheckpointScorer(NAME, config, parent, weights, adapter=config.finetune != "full", data=counts)
     batches = _prompt_batches(prompts, config.rollout_batch_size, config.seed)
+    # under a launcher every process rolls out its share of each batch; the gradients and the
+    # figures are averaged, and the main process alone writes the log and the checkpoints
+    main = launch.is_main()
+    loop.sync_gradients, loop.sync_figures = launch.average_gradients, launch.average_figures
     history: list[dict] = []
     bar = stage_bar(NAME, iterations, unit="iter")  # checkpoint lines go above it (progress.write)
-    with bar, open(out / LOG_FILE, "w", encoding="utf-8") as log:
+    with bar, open(out / LOG_FILE if main else os.devnull, "w", encoding="utf-8") as log:
         for step in range(1, iterations + 1):
-            stats = loop.step(next(batches))
+            stats = loop.step(launch.my_share(next(batches)))
             history.append(stats)
             log.write(json.dumps({"step": step, **stats}) + "\n")
             log.flush()
@@ -185,8 +195,10 @@ def _run(config: Config, parent, weights: str, out: Path, prompts: list[str], co
             bar.set_postfix(reward=f"{stats['reward']:.3f}", kl=f"{stats['kl']:.3f}")
             if step % config.save_steps == 0 or step == iterations:
                 folder = out / f"checkpoint-{step}"
-                policy.save(folder, tokenizer)
-                scorer.checkpoint_saved(folder, step, {k: round(v, 6) for k, v in stats.items()})
+                with launch.main_process_first():
+                    if main:
+                        policy.save(folder, tokenizer)
+                        scorer.checkpoint_saved(folder, step, {k: round(v, 6) for k, v in stats.items()})
     return scorer.finish(out, reward_figures(history))
 
 

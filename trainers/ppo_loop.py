@@ -6,7 +6,7 @@ those), so the tests drive it directly with a Python reward.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -37,6 +37,9 @@ class PPOLoop:
     generator: torch.Generator = field(default_factory=lambda: torch.Generator().manual_seed(0))
     moments: ppo_core.RunningMoments = field(default_factory=ppo_core.RunningMoments)
     scheduler: Optional[object] = None  # a learning-rate schedule stepped with the optimizer
+    # under a launcher: gradients and figures averaged over the processes (launch.py)
+    sync_gradients: Optional[Callable] = None
+    sync_figures: Optional[Callable] = None
 
     def __post_init__(self):
         r = self.rollout
@@ -47,6 +50,8 @@ class PPOLoop:
         """Collect on ``prompts`` and update; returns the iteration's statistics."""
         batch, stats = collect(self.policy, self.tokenizer, prompts, self.reward_fn, self.rollout, self.moments)
         stats.update(self._update(batch))
+        if self.sync_figures is not None:
+            stats = self.sync_figures(stats)
         stats["kl_coef"] = self.rollout.kl_coef
         if self.kl_controller is not None:  # the next batch's coefficient
             self.rollout.kl_coef = self.kl_controller.update(stats["kl"], len(prompts))
@@ -66,6 +71,8 @@ class PPOLoop:
                 (loss * len(rows) / (u.mini_batch_size * u.gradient_accumulation_steps)).backward()
                 parts.append(part)
                 if (k + 1) % u.gradient_accumulation_steps == 0 or k + 1 == len(minibatches):
+                    if self.sync_gradients is not None:
+                        self.sync_gradients(params)
                     torch.nn.utils.clip_grad_norm_(params, u.max_grad_norm)
                     self.optimizer.step()
                     if self.scheduler is not None:

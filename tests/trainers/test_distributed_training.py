@@ -123,6 +123,28 @@ def test_dpo_on_two_processes_follows_one_process(work):
     _check_one_of_each(root / "dpo2", root / "dpo2.sqlite", [4])
 
 
+def test_ppo_on_two_processes_shares_the_rollouts_and_writes_once(sft_and_rm, tmp_path):
+    """PPO is a loop of our own: each process rolls out half of every batch, the gradients and
+    the figures are averaged, and the main process alone writes the log and the checkpoints."""
+    sft, rm, _ = sft_and_rm
+    out, db = tmp_path / "ppo", tmp_path / "ppo.sqlite"
+    port = str(_free_port())
+    cmd = [*(a.replace("{port}", port) for a in TORCHRUN), "-m", "aimed.harness.cli", "train", "--stage", "ppo",
+           "--model", str(sft), "--reward_model", str(rm), "--output_dir", str(out), "--eval_db", str(db),
+           "--train_files", "train/preference/dpo_zh_500.jsonl", "--max_samples", "8", "--max_steps", "3",
+           "--save_steps", "3", "--rollout_batch_size", "4", "--per_device_train_batch_size", "2",
+           "--ppo_epochs", "1", "--response_length", "8", "--max_length", "128", "--template_name", "chatglm2",
+           "--learning_rate", "1e-3", "--eval_tasks", "demo_mcq", "--eval_limit", "4", "--only_cpu", "true"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(x) for x in (out / "ppo_log.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]  # one log, not one a process
+    _check_one_of_each(out, db, [3])
+    odd = subprocess.run([c if c != "4" or i != cmd.index("--rollout_batch_size") + 1 else "3"
+                          for i, c in enumerate(cmd)], capture_output=True, text=True, timeout=300)
+    assert odd.returncode != 0 and "give a multiple of the 2 processes" in odd.stderr
+
+
 # ---- a pipeline stage as a distributed job --------------------------------------------------
 def _pipeline(root: Path, max_steps: int) -> Path:
     config = {
