@@ -140,9 +140,11 @@ def test_ppo_on_two_processes_shares_the_rollouts_and_writes_once(sft_and_rm, tm
     rows = [json.loads(x) for x in (out / "ppo_log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]  # one log, not one a process
     _check_one_of_each(out, db, [3])
-    odd = subprocess.run([c if c != "4" or i != cmd.index("--rollout_batch_size") + 1 else "3"
-                          for i, c in enumerate(cmd)], capture_output=True, text=True, timeout=300)
-    assert odd.returncode != 0 and "give a multiple of the 2 processes" in odd.stderr
+    odd = list(cmd)
+    odd[odd.index("--rollout_batch_size") + 1] = "3"
+    odd = [f"--master_port={_free_port()}" if a.startswith("--master_port") else a for a in odd]
+    refused = subprocess.run(odd, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "give a multiple of the 2 processes" in refused.stderr, refused.stderr[-2000:]
 
 
 # ---- a pipeline stage as a distributed job --------------------------------------------------
