@@ -78,16 +78,21 @@ def without_password(url: str) -> str:
     return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
 
 
+PG_URL = re.compile(r"^postgres(ql)?://")
+
+
 def url_refusal(text: str) -> str | None:
-    """The message for a results-index URL (only SQLite files are supported), or None."""
-    if not URL_SCHEME.match(text):
+    """The message for a results-index URL of a database the index does not live in (it is
+    an SQLite file or a PostgreSQL database), or None."""
+    if not URL_SCHEME.match(text) or PG_URL.match(text):
         return None
-    return (f"{without_password(text)}: a database URL; the results index is an SQLite file for now, "
-            "give its path (e.g. aimed_runs/aimed_index.sqlite)")
+    return (f"{without_password(text)}: the results index is an SQLite file or a PostgreSQL database; give "
+            "the file's path (e.g. aimed_runs/aimed_index.sqlite) or postgresql://USER@HOST:5432/DB")
 
 
-def db_path(text: str) -> Path:
+def db_path(text: str):
+    """A results index: an SQLite file's path, or a PostgreSQL URL (kept as text)."""
     refusal = url_refusal(text)
     if refusal:
         raise argparse.ArgumentTypeError(refusal)
-    return Path(text)
+    return text if PG_URL.match(text) else Path(text)

@@ -1,4 +1,6 @@
-"""The results index: every run recorded in an embedded SQLite database.
+"""The results index: every run recorded in an embedded SQLite database, or, for a team, in
+PostgreSQL (``--db postgresql://USER@HOST/DB`` or ``AIMED_DB``; ``index_pg.py``): the
+same tables and the same SQL on both.
 
 Leaderboards, reports and the dashboard read it (with ``sqlite3`` alone: nothing here
 imports torch). One row a run in ``runs``; its metrics in ``scores`` (groups included,
@@ -8,8 +10,13 @@ fingerprint; its lineage (base model, stage, parent, step) comes from its
 ``aimed_checkpoint.json`` manifest, else from the run's ``--meta`` labels.
 
 Several processes may record at once: WAL mode, a busy timeout and one ``BEGIN
-IMMEDIATE`` transaction a run, so a run is recorded whole or not at all and writers queue
-instead of failing. Re-recording a run id replaces it (imports are idempotent).
+IMMEDIATE`` transaction a run (on PostgreSQL a transaction holding an advisory lock), so a
+run is recorded whole or not at all and writers queue instead of failing. Re-recording a
+run id replaces it (imports are idempotent).
+
+The schema has a version (``aimed_schema``, and SQLite's ``user_version``); an index of an
+older version is upgraded in place when it is opened (``MIGRATIONS``), one newer than this
+code is refused with the upgrade to make.
 """
 
 from __future__ import annotations
@@ -22,12 +29,13 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import UserError
-from .flag_types import url_refusal
+from .flag_types import url_refusal, without_password
+from .index_pg import PgIndex, is_pg_url, schema_statements, version_of
 from .sqlite_wal import enable_wal, remove_database
 
 DB_ENV = "AIMED_DB"
 DB_NAME = "aimed_index.sqlite"
-SCHEMA_VERSION = 2  # PRAGMA user_version: an index this tool wrote, in this layout
+SCHEMA_VERSION = 3  # aimed_schema's version (and SQLite's user_version): the layout this code writes
 BUSY_MS = 120_000   # writers wait their turn this long before giving up
 WAIT_ENV = "AIMED_DB_WAIT_S"  # that wait in seconds, to shorten it (tests, CI)
 
@@ -67,23 +75,41 @@ CREATE TABLE IF NOT EXISTS categories (
 CREATE INDEX IF NOT EXISTS runs_by_checkpoint ON runs (fingerprint, date);
 CREATE INDEX IF NOT EXISTS runs_by_lineage ON runs (base_model, stage);
 CREATE INDEX IF NOT EXISTS task_meta_by_task ON task_meta (task);
+CREATE INDEX IF NOT EXISTS scores_by_task ON scores (task, metric);
+CREATE TABLE IF NOT EXISTS aimed_schema (version INTEGER NOT NULL, upgraded REAL NOT NULL);
 """
+# What takes an index of version N to N + 1 (the layout of SCHEMA is version SCHEMA_VERSION).
+MIGRATIONS: dict[int, list[str]] = {
+    2: ["CREATE INDEX IF NOT EXISTS scores_by_task ON scores (task, metric)",  # leaderboard columns
+        "CREATE TABLE IF NOT EXISTS aimed_schema (version INTEGER NOT NULL, upgraded REAL NOT NULL)"],
+}
 TABLES = ("runs", "scores", "task_meta", "categories")
 MANIFEST = "aimed_checkpoint.json"
 
 
-def default_db(output_root: Optional[Path] = None) -> Path:
-    """``$AIMED_DB`` if set, else ``aimed_index.sqlite`` in the output root."""
+def default_db(output_root: Optional[Path] = None):
+    """``$AIMED_DB`` if set (a file, or a PostgreSQL URL), else ``aimed_index.sqlite`` in the output root."""
     if os.environ.get(DB_ENV):
-        refusal = url_refusal(os.environ[DB_ENV])
+        value = os.environ[DB_ENV]
+        if is_pg_url(value):
+            return value
+        refusal = url_refusal(value)
         if refusal:
             raise UserError(f"{DB_ENV}={refusal}")
-        return Path(os.environ[DB_ENV]).expanduser()
+        return Path(value).expanduser()
     return Path(output_root or "aimed_runs") / DB_NAME
 
 
-def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
-    """Open (and, writable, create) the index. A file that is not an index is a UserError."""
+def where(db_ref) -> str:
+    """How messages name an index: its path, or its URL without the password."""
+    return without_password(db_ref) if is_pg_url(db_ref) else str(db_ref)
+
+
+def connect(path, readonly: bool = False):
+    """Open (and, writable, create or upgrade) the index: an SQLite file, or a PostgreSQL
+    database named by URL. One that is not an index is a UserError."""
+    if is_pg_url(path):
+        return _connect_pg(str(path), readonly)
     refusal = url_refusal(str(path))
     if refusal:
         raise UserError(refusal)
@@ -92,8 +118,12 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         if not path.is_file():
             raise UserError(f"{path}: no results index there; record runs with `aimed-eval run` or "
                             f"`aimed-eval import`, or point --db / {DB_ENV} at the index")
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=wait_seconds())
-        db.execute(f"PRAGMA busy_timeout={int(wait_seconds() * 1000)}")
+        db = _open_ro(path)
+        version = _sqlite_version(db, path)
+        if version is not None and version < SCHEMA_VERSION and version in MIGRATIONS:
+            db.close()  # an older index: upgraded in place (a write), then read
+            connect(path).close()
+            db = _open_ro(path)
         check_index(db, path)
         return db
     if path.is_dir():
@@ -123,7 +153,52 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         db.close()
         raise UserError(f"{path}: not a results index ({exc}); give --db a new file or an index "
                         "that aimed-eval wrote") from None
+    except UserError:
+        db.close()
+        raise
     return db
+
+
+def _open_ro(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=wait_seconds())
+    db.execute(f"PRAGMA busy_timeout={int(wait_seconds() * 1000)}")
+    return db
+
+
+def _sqlite_version(db: sqlite3.Connection, path: Path) -> Optional[int]:
+    try:
+        return db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError:
+        return None  # check_index says what is wrong with the file
+
+
+def _connect_pg(url: str, readonly: bool) -> PgIndex:
+    db = PgIndex(url, readonly=readonly, timeout_s=min(10.0, wait_seconds()))
+    try:
+        version = version_of(db)
+        if version != SCHEMA_VERSION:
+            if readonly and version is not None and version < SCHEMA_VERSION:
+                db.close()
+                connect(url).close()  # upgraded by a writable connection, then read
+                db = PgIndex(url, readonly=True, timeout_s=min(10.0, wait_seconds()))
+            elif readonly:
+                _refuse(db.url, version, db.tables())
+            else:
+                _create(db, db.url)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _refuse(name: str, version: Optional[int], tables: set) -> None:
+    if version is not None and version > SCHEMA_VERSION:
+        raise UserError(f"{name}: the results index has schema {version}, newer than this aimed-eval's "
+                        f"{SCHEMA_VERSION}; upgrade aimed-eval (pip install -U aimed-eval) to use it")
+    if version is None and not tables:
+        raise UserError(f"{name}: no results index there yet; record runs with `aimed-eval run --db {name}`")
+    raise UserError(f"{name}: not a results index of this aimed-eval (tables {', '.join(sorted(tables)) or 'none'}, "
+                    f"schema {version}); give --db a database of its own")
 
 
 def wait_seconds() -> float:
@@ -133,9 +208,12 @@ def wait_seconds() -> float:
         return BUSY_MS / 1000
 
 
-def index_fault(path: Path, exc: BaseException) -> UserError:
+def index_fault(path, exc: BaseException) -> UserError:
     """One line for an index that is locked, read-only or on a full disk."""
+    if isinstance(exc, UserError):
+        return exc
     text = str(exc)
+    path = where(path)
     if "locked" in text or "busy" in text:
         return UserError(f"{path}: the results index is locked by another process (waited "
                          f"{wait_seconds():.0f} s); retry when that process has finished")
@@ -143,9 +221,13 @@ def index_fault(path: Path, exc: BaseException) -> UserError:
                      "the file's permissions")
 
 
-def begin_write(db: sqlite3.Connection) -> None:
+def begin_write(db) -> None:
     """``BEGIN IMMEDIATE``, saying once on stderr that it waits when another process holds
-    the index (SQLite's busy timeout then waits out the rest)."""
+    the index (SQLite's busy timeout then waits out the rest; PostgreSQL's writers queue on
+    the advisory lock)."""
+    if isinstance(db, PgIndex):
+        db.execute("BEGIN IMMEDIATE")
+        return
     db.execute("PRAGMA busy_timeout=1000")
     try:
         db.execute("BEGIN IMMEDIATE")
@@ -161,27 +243,57 @@ def begin_write(db: sqlite3.Connection) -> None:
     db.execute("BEGIN IMMEDIATE")
 
 
-def _create(db: sqlite3.Connection, path: Path) -> None:
-    """Create the tables, once: writers racing here queue on the write lock."""
+def rollback(db) -> None:
+    """Undo the open transaction; a connection already lost has nothing left to undo."""
+    try:
+        db.execute("ROLLBACK")
+    except (sqlite3.Error, UserError):
+        pass
+
+
+def _create(db, name) -> None:
+    """Create the tables, or upgrade an older index, once: writers racing here queue on the
+    write lock, and the second finds the work done."""
+    import time
+
     begin_write(db)
     try:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
-        if version != SCHEMA_VERSION and names:
-            raise UserError(f"{path}: not a results index of this aimed-eval (schema {version}, "
-                            f"expected {SCHEMA_VERSION}); give --db a new file")
-        if version != SCHEMA_VERSION:
-            for stmt in SCHEMA.split(";"):
+        pg = isinstance(db, PgIndex)
+        tables = db.tables() if pg else {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = version_of(db) if pg else db.execute("PRAGMA user_version").fetchone()[0]
+        if not pg and version == 0 and not tables:
+            version = None  # a new file
+        if version is None and tables - {"aimed_schema"}:
+            _refuse(str(name), version, tables)
+        if version is not None and version > SCHEMA_VERSION:
+            _refuse(str(name), version, tables)
+        if version is None:
+            for stmt in (schema_statements(SCHEMA) if pg else SCHEMA.split(";")):
                 if stmt.strip():
                     db.execute(stmt)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        elif version < SCHEMA_VERSION:
+            if version not in MIGRATIONS:
+                _refuse(str(name), version, tables)
+            for step in range(version, SCHEMA_VERSION):
+                for stmt in MIGRATIONS[step]:
+                    db.execute(schema_statements(stmt)[0] if pg else stmt)
+        if version != SCHEMA_VERSION:
+            db.execute("INSERT INTO aimed_schema (version, upgraded) VALUES (?, ?)", (SCHEMA_VERSION, time.time()))
+            if not pg:
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        rollback(db)
         raise
 
 
-def check_index(db: sqlite3.Connection, path: Path) -> None:
+def check_index(db, path) -> None:
+    if isinstance(db, PgIndex):
+        version = version_of(db)
+        if version != SCHEMA_VERSION:
+            db.close()
+            _refuse(db.url, version, set())
+        return
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -192,6 +304,9 @@ def check_index(db: sqlite3.Connection, path: Path) -> None:
         db.close()
         raise UserError(f"{path}: not a results index ({exc}); point --db at the "
                         f"{DB_NAME} that `aimed-eval run` wrote") from None
+    if version > SCHEMA_VERSION and set(TABLES) <= names:
+        db.close()
+        _refuse(str(path), version, names)
     if version != SCHEMA_VERSION or not set(TABLES) <= names:
         db.close()
         raise UserError(f"{path}: not a results index of this aimed-eval (tables {sorted(names)}, "
@@ -243,7 +358,7 @@ def score_rows(run_id: str, results: dict, scored: Optional[dict] = None) -> lis
     return rows
 
 
-def record(db: sqlite3.Connection, run: dict, scores: list[tuple], metas: list[tuple],
+def record(db, run: dict, scores: list[tuple], metas: list[tuple],
            cats: list[tuple]) -> str:
     """Write one run whole, in one transaction, replacing an earlier record of its id."""
     run_id = run["run_id"]
@@ -251,21 +366,21 @@ def record(db: sqlite3.Connection, run: dict, scores: list[tuple], metas: list[t
             "stage", "parent", "step", "adapter", "tasks", "config")
     begin_write(db)
     try:
-        for table in ("scores", "task_meta", "categories"):
+        for table in TABLES:  # a replaced record goes whole (no INSERT OR REPLACE: PostgreSQL has none)
             db.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
-        db.execute(f"INSERT OR REPLACE INTO runs ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+        db.execute(f"INSERT INTO runs ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
                    tuple(run[c] for c in cols))
         db.executemany("INSERT INTO scores VALUES (?,?,?,?,?,?,?,?)", scores)
         db.executemany("INSERT INTO task_meta VALUES (?,?,?,?,?,?,?,?,?)", metas)
         db.executemany("INSERT INTO categories VALUES (?,?,?,?,?,?,?,?)", cats)
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        rollback(db)
         raise
     return run_id
 
 
-def record_run(db: sqlite3.Connection, run_dir: Path, results: dict) -> str:
+def record_run(db, run_dir: Path, results: dict) -> str:
     """Record one run folder written by ``aimed-eval run``; returns its run id."""
     aimed = results.get("aimed", {})
     run_id = aimed["run_id"]
@@ -303,7 +418,7 @@ def record_run(db: sqlite3.Connection, run_dir: Path, results: dict) -> str:
     return record(db, run, score_rows(run_id, results, aimed.get("scored")), metas, cats)
 
 
-def record_run_dir(db_path: Path, run_dir: Path, results: dict) -> str:
+def record_run_dir(db_path, run_dir: Path, results: dict) -> str:
     """Open the index at ``db_path``, record the run, close it."""
     db = connect(db_path)
     try:
@@ -315,10 +430,10 @@ def record_run_dir(db_path: Path, run_dir: Path, results: dict) -> str:
 def forget_runs_under(db_path: Path, folder: Path) -> int:
     """Remove from the index every run whose run folder lies inside ``folder`` (a training
     stage being redone deletes its checkpoints and their runs); returns how many."""
-    if not Path(db_path).is_file():
+    if not is_pg_url(db_path) and not Path(db_path).is_file():
         return 0
     prefix = str(Path(folder).resolve()).rstrip("/") + "/"
-    db = connect(Path(db_path))
+    db = connect(db_path if is_pg_url(db_path) else Path(db_path))
     try:
         begin_write(db)
         try:
@@ -328,7 +443,7 @@ def forget_runs_under(db_path: Path, folder: Path) -> int:
                 db.executemany(f"DELETE FROM {table} WHERE run_id=?", [(i,) for i in ids])
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            rollback(db)
             raise
         return len(ids)
     finally:

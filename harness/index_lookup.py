@@ -40,7 +40,12 @@ def _note_file() -> Path:
 
 def remember_index(db: Path) -> None:
     """Note ``db`` as the index last recorded in. Never fails the command that recorded:
-    a cache folder that cannot be written only loses the note."""
+    a cache folder that cannot be written only loses the note. A PostgreSQL index is not
+    noted: its URL may hold a password, and a team names it in ``AIMED_DB``."""
+    from .index_pg import is_pg_url
+
+    if is_pg_url(db):
+        return
     note = _note_file()
     tmp = note.with_name(f".{note.name}.tmp-{os.getpid()}")
     try:

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 from aimed.harness import flag_types
+from aimed.harness.flag_types import without_password
+from aimed.harness.index_pg import is_pg_url
 from aimed.harness.errors import UserError
 from aimed.harness.index_lookup import LOOKUP_HELP, find_index
 
@@ -32,11 +34,14 @@ def add_parser(sub) -> None:
     p.set_defaults(func=dashboard)
 
 
-def streamlit_command(db: Path, host: str, port: int) -> list[str]:
+def streamlit_command(db, host: str, port: int) -> list[str]:
+    """The streamlit command; a PostgreSQL index travels in AIMED_DB (``dashboard``), not on
+    the command line, where ``ps`` would show its password."""
+    tail = [] if is_pg_url(db) else ["--", "--db", str(db)]
     return [sys.executable, "-m", "streamlit", "run", str(APP),
             "--server.address", host, "--server.port", str(port), "--server.headless", "true",
             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-            "--server.runOnSave", "false", "--client.toolbarMode", "minimal", "--", "--db", str(db)]
+            "--server.runOnSave", "false", "--client.toolbarMode", "minimal", *tail]
 
 
 def check(ns: argparse.Namespace) -> Path:
@@ -46,7 +51,13 @@ def check(ns: argparse.Namespace) -> Path:
             raise UserError(f"the dashboard needs {name}, which is not installed: {INSTALL}")
     if not 0 < ns.port < 65536:
         raise UserError(f"--port {ns.port}: give a port between 1 and 65535")
-    db = find_index(ns.db).expanduser().resolve()
+    db = find_index(ns.db)
+    if is_pg_url(db):
+        from aimed.leaderboards.query import open_index
+
+        open_index(db).close()  # a UserError (without the password) for a bad URL or server
+        return db
+    db = db.expanduser().resolve()
     if not db.is_file():
         raise UserError(f"{db}: no results index there; record runs with `aimed-eval run` or "
                         "`aimed-eval import`, or point --db / AIMED_DB at an index")
@@ -68,7 +79,10 @@ def check(ns: argparse.Namespace) -> Path:
 def dashboard(ns: argparse.Namespace) -> int:
     db = check(ns)
     cmd = streamlit_command(db, ns.host, ns.port)
-    print(f"dashboard: http://{ns.host}:{ns.port}  (index {db}; Ctrl-C stops it)", flush=True)
+    if is_pg_url(db):
+        os.environ["AIMED_DB"] = db  # the app reads it there (not from argv: ps shows argv)
+    shown = without_password(db) if is_pg_url(db) else db
+    print(f"dashboard: http://{ns.host}:{ns.port}  (index {shown}; Ctrl-C stops it)", flush=True)
     if ns.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"note: bound to {ns.host}, so other machines can reach it; it has no login", file=sys.stderr, flush=True)
     if os.name == "posix":

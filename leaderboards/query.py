@@ -35,6 +35,7 @@ from typing import Iterable, Optional, Union
 
 from aimed.harness.errors import UserError, did_you_mean
 from aimed.harness.index import connect
+from aimed.harness.index_pg import PgIndex, is_pg_url
 
 # Training stages in pipeline order; 'base' (the untouched base model) first, stages
 # outside this list after them by name, 'unknown' last.
@@ -81,16 +82,19 @@ class Leaderboard:
                          for r in self.rows]}
 
 
-def open_index(path: Union[str, Path]) -> sqlite3.Connection:
-    """The index at ``path``, read-only; UserError if it is missing or not an index."""
-    db = connect(Path(path).expanduser(), readonly=True)
-    db.row_factory = sqlite3.Row
+def open_index(path: Union[str, Path]):
+    """The index at ``path`` (a file, or a PostgreSQL URL), read-only; UserError if it is
+    missing or not an index."""
+    db = connect(path if is_pg_url(path) else Path(path).expanduser(), readonly=True)
+    db.row_factory = sqlite3.Row  # rows by name (PostgreSQL's rows are so already)
     return db
 
 
-def _conn(db: DB) -> sqlite3.Connection:
+def _conn(db: DB):
     if isinstance(db, sqlite3.Connection):
         db.row_factory = sqlite3.Row
+        return db
+    if isinstance(db, PgIndex):
         return db
     return open_index(db)
 
@@ -134,7 +138,7 @@ def leaderboard(db: DB, base_models: Optional[list[str]] = None, stages: Optiona
         clause, values = _in("task", tasks)
         where, params = where + f" AND run_id IN (SELECT run_id FROM task_meta WHERE 1=1{clause})", params + values
     latest = ("SELECT run_id FROM (SELECT run_id, ROW_NUMBER() OVER (PARTITION BY fingerprint "
-              f"ORDER BY date DESC, run_id DESC) AS k FROM runs WHERE 1=1{where}) WHERE k = 1")
+              f"ORDER BY date DESC, run_id DESC) AS k FROM runs WHERE 1=1{where}) AS ranked WHERE k = 1")
     # The latest-run CTE twice, not a temp table: the connection stays read-only and may be shared.
     runs = db.execute(f"WITH latest AS ({latest}) SELECT r.* FROM runs r JOIN latest USING (run_id)",
                       params).fetchall()
@@ -253,7 +257,7 @@ def category_scores(db: DB, run_id: str, task: Optional[str] = None) -> list[dic
     db = _conn(db)
     run_id = run_info(db, run_id)["run_id"]
     clause, params = _in("task", [task] if task else None)
-    rows = db.execute("SELECT task, column_name AS column, category, metric, value, stderr, n FROM categories "
+    rows = db.execute('SELECT task, column_name AS "column", category, metric, value, stderr, n FROM categories '
                       f"WHERE run_id = ?{clause} ORDER BY task, column_name, category, metric",
                       [run_id, *params])
     return [dict(r) for r in rows]

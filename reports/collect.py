@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from aimed.harness.errors import UserError
+from aimed.harness.index import where
+from aimed.harness.index_pg import is_pg_url
 from aimed.leaderboards import query
 from aimed.leaderboards.robustness import robustness
 
@@ -36,7 +38,7 @@ class Filters:
 
 @dataclass
 class ReportContent:
-    db_path: Path
+    db_path: Union[Path, str]  # a file, or a PostgreSQL URL without its password
     filters: Filters
     generated: str
     board: Any                              # query.Leaderboard
@@ -98,7 +100,7 @@ def collect(db_path: Path, filters: Filters, compare: Optional[tuple[str, str]] 
         board = query.leaderboard(db, base_models=filters.base_models, stages=filters.stages,
                                   tasks=filters.tasks)
         if not board.rows:
-            raise UserError(f"{db_path}: no run matches the filters ({filters.describe()}); "
+            raise UserError(f"{where(db_path)}: no run matches the filters ({filters.describe()}); "
                             "loosen --base_model/--stage/--tasks")
         shown, note = pick_shown(board.rows)
         progression = query.progression(db, base_models=filters.base_models, tasks=filters.tasks)
@@ -112,7 +114,7 @@ def collect(db_path: Path, filters: Filters, compare: Optional[tuple[str, str]] 
             for task in {c["task"] for c in rows} - set(main_metric):
                 metrics = sorted({c["metric"] for c in rows if c["task"] == task})
                 main_metric[task] = "acc" if "acc" in metrics else metrics[0]
-        content = ReportContent(db_path=Path(db_path), filters=filters,
+        content = ReportContent(db_path=where(db_path) if is_pg_url(db_path) else Path(db_path), filters=filters,
                                 generated=time.strftime("%Y-%m-%d %H:%M:%S"), board=board, shown=shown,
                                 shown_note=note, progression=progression, categories=categories,
                                 main_metric=main_metric, labels=short_labels(board.rows),

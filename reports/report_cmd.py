@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from aimed.harness import flag_types
+from aimed.harness.index_pg import is_pg_url
 from aimed.harness.errors import UserError
 from aimed.harness.help_text import user_help
 from aimed.harness.index_lookup import LOOKUP_HELP, find_index
@@ -97,16 +98,16 @@ def run(ns: argparse.Namespace) -> int:
                         "(or --format markdown, which needs nothing more)")
     check_writable(out)
     db_path = find_index(ns.db)
-    if not Path(db_path).is_file():
+    if not is_pg_url(db_path) and not Path(db_path).is_file():
         raise UserError(f"--db {db_path}: no results index there; record runs with `aimed-eval run` "
                         "or `aimed-eval import`, or point --db / AIMED_DB at an index")
     filters = collect.Filters(collect.split_list(ns.base_model), collect.split_list(ns.stage),
                               collect.split_list(ns.tasks))
     from .pipeline import discover, load_state
 
-    state_file = ns.pipeline or discover(Path(db_path))
+    state_file = ns.pipeline or (None if is_pg_url(db_path) else discover(Path(db_path)))
     state = load_state(state_file) if state_file else None
-    content = collect.collect(Path(db_path), filters, tuple(ns.compare) if ns.compare else None)
+    content = collect.collect(db_path if is_pg_url(db_path) else Path(db_path), filters, tuple(ns.compare) if ns.compare else None)
     content.pipeline = state
     if ns.format == "markdown":
         from .markdown import render

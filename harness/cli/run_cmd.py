@@ -16,8 +16,9 @@ from ..flags.judge import add_judge_flags, judge_config
 from ..flags.model import add_model_flags, model_args
 from ..flags.scoring import add_prompt_flags
 from ..help_text import user_help
-from ..index import DB_ENV, connect, default_db, index_fault, record_run_dir
+from ..index import DB_ENV, connect, default_db, index_fault, record_run_dir, where
 from ..index_lookup import remember_index
+from ..index_pg import is_pg_url
 from ..models.adapters import plan_runs, run_names
 from ..models.backend import backend_kind, check_options
 from ..owned import protected_reason
@@ -100,8 +101,8 @@ def run(ns: argparse.Namespace) -> int:
     db_path = None if ns.no_index else (ns.db or default_db(output_dirs[0].parent))
     cache_dir = None if ns.no_cache else (ns.cache_dir or default_cache_dir())
     check_outside_runs(output_dirs, {"--db": db_path, "--cache_dir": cache_dir})
-    if db_path is not None and db_path.exists():  # a bad --db fails now, not after the (slow) run
-        connect(db_path).close()
+    if db_path is not None and (is_pg_url(db_path) or db_path.exists()):  # a bad --db fails now, not after
+        connect(db_path).close()                                            # the (slow) run
     if kind.preflight:
         kind.preflight()  # a missing package is said before any other work
     if ns.gpus:  # before the process group touches CUDA
@@ -166,7 +167,7 @@ def check_outside_runs(output_dirs: list[Path], others: dict) -> None:
     """The index and the cache live outside the run folders: a run folder is replaced whole
     by a rerun with --overwrite, which would take them with it."""
     for flag, path in others.items():
-        if path is None:
+        if path is None or is_pg_url(path):
             continue
         here = Path(path).expanduser().resolve()
         for out in output_dirs:
@@ -177,7 +178,7 @@ def check_outside_runs(output_dirs: list[Path], others: dict) -> None:
                                 "put it beside the run folder instead")
 
 
-def record(db_path: Path, run_dir: Path, results: dict) -> None:
+def record(db_path, run_dir: Path, results: dict) -> None:
     import sqlite3
 
     try:
@@ -185,9 +186,9 @@ def record(db_path: Path, run_dir: Path, results: dict) -> None:
     except (sqlite3.Error, OSError, UserError) as exc:  # e.g. locked past the busy timeout: the run is safe
         reason = exc.message if isinstance(exc, UserError) else index_fault(db_path, exc).message
         raise UserError(f"{reason}; the run folder {run_dir} is complete: record it with "
-                        f"`aimed-eval import {run_dir} --db {db_path}`") from None
+                        f"`aimed-eval import {run_dir} --db {where(db_path)}`") from None
     remember_index(db_path)  # leaderboard, report and dashboard find it without --db
-    print(f"recorded in index: {db_path}")
+    print(f"recorded in index: {where(db_path)}")
 
 
 META_KEYS = ("stage", "base_model", "parent", "step")

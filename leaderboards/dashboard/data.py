@@ -19,6 +19,7 @@ import streamlit as st
 
 from aimed.harness import flag_types
 from aimed.harness.errors import UserError
+from aimed.harness.index_pg import is_pg_url
 from aimed.harness.index import DB_ENV, default_db
 from aimed.leaderboards import query
 
@@ -30,11 +31,19 @@ def db_path_from_argv(argv: list[str]) -> Path:
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--db", type=flag_types.db_path)
     ns, _ = parser.parse_known_args(argv)
-    return (ns.db or (Path(os.environ[DB_ENV]) if os.environ.get(DB_ENV) else default_db())).expanduser()
+    db = ns.db or default_db()  # AIMED_DB: a file, or a PostgreSQL URL
+    return db if is_pg_url(db) else Path(db).expanduser()
 
 
 def index_version(db_path: Path) -> tuple:
-    """Changes whenever a run is recorded (WAL mode writes to ``-wal`` first)."""
+    """Changes whenever a run is recorded (WAL mode writes to ``-wal`` first; on PostgreSQL,
+    the runs' count and latest date)."""
+    if is_pg_url(db_path):
+        db = query.open_index(db_path)
+        try:
+            return tuple(db.execute("SELECT count(*), max(date) FROM runs").fetchone())
+        finally:
+            db.close()
     stamps = []
     for p in (Path(db_path), Path(f"{db_path}-wal")):
         try:

@@ -1,0 +1,170 @@
+"""The results index on PostgreSQL: the same tables and the same SQL as the SQLite index.
+
+The index's SQL is written once, in what both databases speak (``?`` parameters, no
+``INSERT OR REPLACE``, aliased subqueries, quoted reserved words). :class:`PgIndex` gives
+psycopg the look of the ``sqlite3`` connection the rest of the code uses: ``execute`` and
+``executemany`` with ``?`` parameters, rows readable by name and by position, explicit
+``BEGIN``/``COMMIT``/``ROLLBACK``. ``BEGIN IMMEDIATE`` (a writer) also takes a transaction
+advisory lock, so writers queue one at a time as they do on SQLite, and a run is recorded
+whole or not at all: a connection lost mid-write rolls the transaction back on the server.
+
+A URL's password is never echoed: every message names ``without_password(url)``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Iterator, Optional, Sequence
+
+from .errors import UserError
+from .flag_types import without_password
+
+PG_SCHEMES = ("postgresql://", "postgres://")
+WRITE_LOCK = 730_217  # the advisory lock a writer holds for its transaction
+# SQLite's REAL is a double; PostgreSQL's is a float4: the DDL says what is meant
+_TYPES = {"REAL": "DOUBLE PRECISION"}
+
+
+def is_pg_url(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(PG_SCHEMES)
+
+
+class Row(tuple):
+    """A row by position and by column name, as ``sqlite3.Row``."""
+
+    names: tuple[str, ...] = ()
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self.names.index(key))
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self.names)
+
+
+def _row_factory(cursor):
+    names = tuple(c.name for c in cursor.description or ())
+    cls = type("PgRow", (Row,), {"names": names})
+    return lambda values: cls(values)
+
+
+def translate(sql: str) -> str:
+    """``?`` parameters as psycopg's ``%s`` (a literal ``%`` doubled), outside quoted text."""
+    out, quote = [], None
+    for ch in sql:
+        if quote:
+            out.append("%%" if ch == "%" else ch)
+            if ch == quote:
+                quote = None
+        elif ch in ("'", '"'):
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        elif ch == "%":
+            out.append("%%")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def ddl(statement: str) -> str:
+    for word, pg in _TYPES.items():
+        statement = re.sub(rf"\b{word}\b", pg, statement)
+    return statement
+
+
+class PgIndex:
+    """A psycopg connection (autocommit; transactions are explicit) in sqlite3's clothes."""
+
+    kind = "postgresql"
+
+    def __init__(self, url: str, readonly: bool = False, timeout_s: float = 10.0):
+        import psycopg
+
+        self.url = without_password(url)
+        self.readonly = readonly
+        try:
+            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout_s)))
+        except psycopg.ProgrammingError as exc:  # the URL itself does not parse
+            raise UserError(f"{self.url}: not a valid PostgreSQL URL ({_first(exc)}); give e.g. "
+                            "postgresql://USER@HOST:5432/DBNAME (the password from PGPASSWORD or ~/.pgpass)") from None
+        except psycopg.OperationalError as exc:
+            raise connect_fault(self.url, exc) from None
+        self.conn.row_factory = _row_factory
+        if readonly:
+            self.conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+
+    # ---- the sqlite3 surface the index code uses ----------------------------------------
+    row_factory = None  # set by callers of sqlite3; rows here are always Row
+
+    def execute(self, sql: str, params: Sequence[Any] = ()):
+        import psycopg
+
+        text = sql.strip().upper()
+        try:
+            if text == "BEGIN IMMEDIATE":
+                self.conn.execute("BEGIN")
+                return self.conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+            return self.conn.execute(translate(sql), list(params))
+        except psycopg.OperationalError as exc:
+            raise connect_fault(self.url, exc) from None
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]):
+        import psycopg
+
+        rows = [list(r) for r in rows]
+        if not rows:
+            return None
+        try:
+            with self.conn.cursor() as cur:
+                cur.executemany(translate(sql), rows)
+        except psycopg.OperationalError as exc:
+            raise connect_fault(self.url, exc) from None
+
+    def tables(self) -> set[str]:
+        return {r[0] for r in self.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator:  # pragma: no cover - not a cursor
+        raise TypeError("iterate over execute(...), not the connection")
+
+
+def _first(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def connect_fault(url: str, exc: BaseException) -> UserError:
+    """One line for a server that is down, a wrong password, a lost connection."""
+    text = _first(exc)
+    if "password authentication failed" in text or "no password supplied" in text:
+        return UserError(f"{url}: the server refused the user or password ({text}); check the URL's user and "
+                         "PGPASSWORD or ~/.pgpass")
+    if "does not exist" in text and "database" in text:
+        return UserError(f"{url}: {text}; create it (createdb) or name another database in the URL")
+    if "Connection refused" in text or "could not connect" in text or "timeout" in text.lower():
+        return UserError(f"{url}: cannot reach the PostgreSQL server ({text}); check that it is running and "
+                         "the URL's host and port")
+    return UserError(f"{url}: the PostgreSQL connection failed ({text}); nothing half-written is kept, "
+                     "retry once the server is reachable")
+
+
+def schema_statements(schema: str) -> list[str]:
+    return [ddl(s) for s in schema.split(";") if s.strip()]
+
+
+def version_of(db: PgIndex) -> Optional[int]:
+    """The schema version an index records (None: no version table, not an index)."""
+    if "aimed_schema" not in db.tables():
+        return None
+    row = db.execute("SELECT max(version) FROM aimed_schema").fetchone()
+    return row[0] if row else None
