@@ -81,7 +81,11 @@ class PgIndex:
     kind = "postgresql"
 
     def __init__(self, url: str, readonly: bool = False, timeout_s: float = 10.0):
-        import psycopg
+        try:
+            import psycopg
+        except ImportError:
+            raise UserError(f"{without_password(url)}: a PostgreSQL index needs psycopg, which is not installed: "
+                            'pip install "aimed-eval[postgres]"') from None
 
         self.url = without_password(url)
         self.readonly = readonly

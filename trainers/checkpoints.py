@@ -113,6 +113,7 @@ class CheckpointScorer:
     def _score(self, folder: Path) -> Optional[Path]:
         from aimed.harness.evaluate import evaluate
         from aimed.harness.index import default_db, record_run_dir
+        from aimed.harness.index_pg import is_pg_url
         from aimed.harness.index_lookup import remember_index
         from aimed.harness.models.args import ModelArgs
         from aimed.harness.runner import RunOptions
@@ -130,7 +131,7 @@ class CheckpointScorer:
         try:
             result = evaluate(args, list(c.eval_tasks), opts, output_dir=out, use_cache=False, overwrite=True,
                               batch_size="auto")
-            db = Path(c.eval_db) if c.eval_db else default_db()
+            db = (c.eval_db if is_pg_url(c.eval_db) else Path(c.eval_db)) if c.eval_db else default_db()
             record_run_dir(db, result.run_dir, result.results)
             remember_index(db)  # leaderboard, report and dashboard find it without --db
         except Exception as exc:  # noqa: BLE001 - said out loud, and training goes on

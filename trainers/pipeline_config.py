@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aimed.harness.errors import UserError, did_you_mean
 from aimed.harness.gate_policy import DEFAULT, Policy, check_rank_by, load_policy, parse_policy
+from aimed.harness.index_pg import is_pg_url
 from aimed.harness.judge.config import JudgeConfig
 from aimed.harness.judge.config import validate as validate_judge
 from aimed.harness.verdicts import STATE_FILE
@@ -316,7 +317,8 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
     tasks = raw.eval.tasks if isinstance(raw.eval.tasks, list) else [t.strip() for t in raw.eval.tasks.split(",")]
     config = PipelineConfig(
         path=path, output_root=root.resolve(),
-        index_db=Path(_resolve(folder, raw.index_db)) if raw.index_db else root.resolve() / DB_NAME,
+        index_db=(raw.index_db if is_pg_url(raw.index_db) else Path(_resolve(folder, raw.index_db))) if raw.index_db
+        else root.resolve() / DB_NAME,
         base_models=bases, stages=stage_list, defaults=_resolve_paths(folder, raw.defaults),
         stage_config={s: _resolve_paths(folder, k) for s, k in raw.stage_config.items()},
         eval_tasks=[t for t in tasks if t], eval_limit=raw.eval.limit, eval_mode=raw.eval.mode,

@@ -55,7 +55,10 @@ class PipelineState:
         """The state in ``path`` (a rerun resumes from it), or a new one."""
         path = Path(path)
         data = read_state(path, str(path), FIX) if path.exists() else PipelineStateFile()
-        data.config, data.index_db, data.stages = str(config_path), str(index_db), list(stages)
+        from aimed.harness.index import where
+
+        # a PostgreSQL URL without its password: the state file is no place for one
+        data.config, data.index_db, data.stages = str(config_path), where(index_db), list(stages)
         return cls(path, data)
 
     @property
