@@ -75,7 +75,7 @@ URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:/")
 
 def without_password(url: str) -> str:
     """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``: never echoed."""
-    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
+    return re.sub(r"(:/+[^/:@]*:)[^@/]*@", r"\1***@", url)  # also a URL whose // a path collapsed
 
 
 PG_URL = re.compile(r"^postgres(ql)?://")

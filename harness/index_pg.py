@@ -89,6 +89,7 @@ class PgIndex:
 
         self.url = without_password(url)
         self.readonly = readonly
+        _check_url(url, self.url)
         try:
             self.conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout_s)))
         except psycopg.ProgrammingError as exc:  # the URL itself does not parse
@@ -143,6 +144,22 @@ class PgIndex:
         raise TypeError("iterate over execute(...), not the connection")
 
 
+def _check_url(url: str, shown: str) -> None:
+    """A URL that cannot name a server (no host, a port that is not a number) is refused
+    before any connection is tried."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UserError(f"{shown}: not a valid PostgreSQL URL ({exc}); give e.g. "
+                        "postgresql://USER@HOST:5432/DBNAME") from None
+    if not parts.hostname or not parts.path.strip("/"):
+        raise UserError(f"{shown}: not a valid PostgreSQL URL (it names no {'host' if not parts.hostname else 'database'});"
+                        f" give e.g. postgresql://USER@HOST:{port or 5432}/DBNAME")
+
+
 def _first(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
@@ -155,7 +172,7 @@ def connect_fault(url: str, exc: BaseException) -> UserError:
                          "PGPASSWORD or ~/.pgpass")
     if "does not exist" in text and "database" in text:
         return UserError(f"{url}: {text}; create it (createdb) or name another database in the URL")
-    if "Connection refused" in text or "could not connect" in text or "timeout" in text.lower():
+    if any(w in text for w in ("Connection refused", "could not connect", "resolve host")) or "timeout" in text.lower():
         return UserError(f"{url}: cannot reach the PostgreSQL server ({text}); check that it is running and "
                          "the URL's host and port")
     return UserError(f"{url}: the PostgreSQL connection failed ({text}); nothing half-written is kept, "

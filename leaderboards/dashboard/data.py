@@ -80,7 +80,7 @@ def leaderboard(db_path: str, version: tuple, base_models: tuple = (), stages: t
                 tasks: tuple = ()) -> dict:
     """{"tasks": [...], "metrics": {task: main metric}, "groups": [...], "rows": [Row as a
     dict, ...]} for these filters (empty = all)."""
-    db = query.open_index(Path(db_path))
+    db = query.open_index(db_path)
     try:
         board = query.leaderboard(db, base_models=_or_none(base_models), stages=_or_none(stages),
                                   tasks=_or_none(tasks))
@@ -92,7 +92,7 @@ def leaderboard(db_path: str, version: tuple, base_models: tuple = (), stages: t
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def progression(db_path: str, version: tuple, base_models: tuple = (), tasks: tuple = ()) -> list[dict]:
-    db = query.open_index(Path(db_path))
+    db = query.open_index(db_path)
     try:
         return [dict(r) for r in query.progression(db, base_models=_or_none(base_models),
                                                    tasks=_or_none(tasks))]
@@ -102,7 +102,7 @@ def progression(db_path: str, version: tuple, base_models: tuple = (), tasks: tu
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def category_scores(db_path: str, version: tuple, run_id: str) -> list[dict]:
-    db = query.open_index(Path(db_path))
+    db = query.open_index(db_path)
     try:
         return [dict(r) for r in query.category_scores(db, run_id)]
     finally:
@@ -114,7 +114,7 @@ def robustness(db_path: str, version: tuple, run_id: str, main_metrics: tuple) -
     """``leaderboards.robustness`` rows of one run; ``main_metrics``: (task, metric) pairs."""
     from aimed.leaderboards.robustness import robustness as rows
 
-    db = query.open_index(Path(db_path))
+    db = query.open_index(db_path)
     try:
         return rows(db, [run_id], dict(main_metrics))
     finally:
@@ -123,7 +123,7 @@ def robustness(db_path: str, version: tuple, run_id: str, main_metrics: tuple) -
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def run_info(db_path: str, version: tuple, run_id: str) -> dict:
-    db = query.open_index(Path(db_path))
+    db = query.open_index(db_path)
     try:
         return dict(query.run_info(db, run_id))
     finally:
