@@ -59,6 +59,9 @@ def add_parser(sub) -> None:
     p.add_argument("--db", type=flag_types.db_path, default=None, help="results index to record the run in (default: "
                    f"${DB_ENV}, else aimed_index.sqlite in the run folder's parent)")
     p.add_argument("--no_index", action="store_true", help="do not record the run in the results index")
+    p.add_argument("--log_to", choices=("mlflow",), default=None,
+                   help="also log the run's params, metrics and folder to MLflow (tracking URI from "
+                        "$MLFLOW_TRACKING_URI, experiment from $MLFLOW_EXPERIMENT_NAME, default aimed-eval)")
     p.add_argument("--skip_bad_rows", action=SkipBadRows, help=SKIP_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -125,6 +128,10 @@ def run(ns: argparse.Namespace) -> int:
             print(f"run folder: {result.run_dir}")
             if db_path is not None:
                 record(db_path, result.run_dir, result.results)
+            if ns.log_to == "mlflow":
+                from ..tracking import log_to_mlflow
+
+                print(f"logged to MLflow: run {log_to_mlflow(result.run_dir, result.results)}")
             if os.environ.get("AIMED_PRINT_TIMINGS"):
                 print(result.results["aimed"]["timings"])
         ok = True
