@@ -377,6 +377,8 @@ def record(db, run: dict, scores: list[tuple], metas: list[tuple],
     except BaseException:
         rollback(db)
         raise
+    if isinstance(db, PgIndex):
+        db.refresh_statistics()
     return run_id
 
 

@@ -29,24 +29,21 @@ def is_pg_url(value: object) -> bool:
     return isinstance(value, str) and value.startswith(PG_SCHEMES)
 
 
-class Row(tuple):
-    """A row by position and by column name, as ``sqlite3.Row``."""
+class Row(dict):
+    """A row by column name (a plain dict lookup, in C: the leaderboard reads ~10^6 cells)
+    and by position (``row[0]``), as ``sqlite3.Row``. Unlike it, iterating gives the names."""
 
-    names: tuple[str, ...] = ()
+    __slots__ = ()
 
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            return tuple.__getitem__(self, self.names.index(key))
-        return tuple.__getitem__(self, key)
-
-    def keys(self) -> list[str]:
-        return list(self.names)
+    def __missing__(self, key):
+        if isinstance(key, int):
+            return list(self.values())[key]
+        raise KeyError(key)
 
 
 def _row_factory(cursor):
     names = tuple(c.name for c in cursor.description or ())
-    cls = type("PgRow", (Row,), {"names": names})
-    return lambda values: cls(values)
+    return lambda values: Row(zip(names, values))
 
 
 def translate(sql: str) -> str:
@@ -127,6 +124,16 @@ class PgIndex:
                 cur.executemany(translate(sql), rows)
         except psycopg.OperationalError as exc:
             raise connect_fault(self.url, exc) from None
+
+    def refresh_statistics(self) -> None:
+        """ANALYZE the index's tables once a fifth of their rows are new since the last one.
+        Autovacuum does it too, but only every minute or so: a burst of imports into a new
+        index leaves the planner without statistics, and its leaderboard query then takes
+        seconds (4.3 s instead of 0.25 s for 1,000 runs x 20 tasks, measured)."""
+        row = self.execute("SELECT n_mod_since_analyze, n_live_tup FROM pg_stat_user_tables "
+                           "WHERE relname = 'scores' AND schemaname = current_schema()").fetchone()
+        if row and row[0] > max(500, 0.2 * row[1]):
+            self.execute("ANALYZE runs, task_meta, scores, categories")
 
     def tables(self) -> set[str]:
         return {r[0] for r in self.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}

@@ -41,7 +41,8 @@ def index_version(db_path: Path) -> tuple:
     if is_pg_url(db_path):
         db = query.open_index(db_path)
         try:
-            return tuple(db.execute("SELECT count(*), max(date) FROM runs").fetchone())
+            row = db.execute("SELECT count(*), max(date) FROM runs").fetchone()
+            return row[0], row[1]
         finally:
             db.close()
     stamps = []
