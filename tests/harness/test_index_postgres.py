@@ -219,3 +219,33 @@ def test_a_connection_lost_mid_write_records_nothing_and_a_rerun_records_it(pg, 
     assert again.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
     assert again.execute("SELECT count(*) FROM scores").fetchone()[0] > 0
     again.close()
+
+
+def test_a_pipeline_records_into_postgresql(pg, cli, tmp_path):
+    """The pipeline's base run and every checkpoint's run go to the PostgreSQL index; its
+    state file names the index without the password."""
+    import shutil
+
+    import yaml
+
+    from aimed.harness.tinymodel import build_tiny_model
+    from aimed.trainers.demo_cmd import demo_texts
+
+    demo = Path(__file__).resolve().parents[2] / "trainers" / "demo_data"
+    for name in ("pretrain.txt", "sft.jsonl", "preference.jsonl"):
+        shutil.copyfile(demo / name, tmp_path / name)
+    build_tiny_model(tmp_path / "tiny", demo_texts(tmp_path), arch="llama", seed=0, max_positions=512)
+    url = pg.create_database("aimed_pipeline")
+    config = {"output_root": "out", "index_db": url, "base_models": [{"name": "tiny", "model": "tiny"}],
+              "stages": ["pt"], "defaults": {"finetune": "full", "only_cpu": True, "template_name": "raw", "seed": 0},
+              "stage_config": {"pt": {"train_files": ["pretrain.txt"], "max_length": 64, "max_steps": 2,
+                                      "save_steps": 2, "per_device_train_batch_size": 8}},
+              "eval": {"tasks": ["demo_mcq"], "limit": 4},
+              "stage_gates": {"pt": {"rules": {"*": {"*": {"max_drop": 1.0}}}}}}
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    code, out, err = cli("pipeline", "--config", tmp_path / "pipeline.yaml")
+    assert code == 0, err
+    board = _board(cli, url)
+    assert [(r["stage"], r["checkpoint"]) for r in board["rows"]] == [("base", "tiny"), ("pt", "pt/checkpoint-2")]
+    state = (tmp_path / "out" / "pipeline_state.json").read_text(encoding="utf-8")
+    assert pg_server.PASSWORD not in state and "***" in state
