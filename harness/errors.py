@@ -39,3 +39,23 @@ def read_json(path, fix: str, where=None):
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise UserError(f"{where or path}: not valid JSON ({str(exc).splitlines()[0]}); {fix}") from None
+
+
+def read_yaml(path, what: str):
+    """The YAML in ``path``, a file the user wrote (``what`` names it: "judge config",
+    "rubric"); a UserError with the file, the line where it can say, and the fix. A missing
+    file is left to the caller (FileNotFoundError), who knows what to suggest."""
+    from pathlib import Path
+
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UserError(f"{where}: not valid YAML ({exc.problem}); fix the {what}'s syntax there") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder; give the path of a .yaml {what} file") from None
+    except (yaml.YAMLError, UnicodeDecodeError, PermissionError) as exc:
+        raise UserError(f"{path}: not a readable UTF-8 YAML file ({type(exc).__name__}); fix the {what}") from None

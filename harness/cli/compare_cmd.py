@@ -24,11 +24,7 @@ def add_parser(sub) -> None:
                    help="flipped items listed per task in table/markdown (json lists all)")
     p.add_argument("--out", type=Path, default=None, help="write to FILE instead of the terminal")
     add_judge_flags(p, "the two runs' answers to each item, in both orders (pairwise; the default rubric: "
-                       "pairwise)")
-    p.add_argument("--cache_dir", type=Path, default=None,
-                   help="response cache folder the judgements live in (default: $AIMED_CACHE or ~/.cache/aimed-eval)")
-    p.add_argument("--no_cache", action="store_true", help="ask the judge again for every pair")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+                       "pairwise)", with_cache=True)
     p.set_defaults(func=compare)
 
 

@@ -25,11 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--cloze_norm", choices=CLOZE_NORMS, default=None,
                    help="cloze mode's length normalisation to re-score with (default: the run's own)")
     add_judge_flags(p, "the saved outputs with each task's rubric (judgements already in the cache are not "
-                       "asked again); without it, the judgements the run holds are kept")
-    p.add_argument("--cache_dir", type=Path, default=None,
-                   help="response cache folder the judgements live in (default: $AIMED_CACHE or ~/.cache/aimed-eval)")
-    p.add_argument("--no_cache", action="store_true", help="ask the judge again for every item")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+                       "asked again); without it, the judgements the run holds are kept", with_cache=True)
     p.set_defaults(func=score)
 
 

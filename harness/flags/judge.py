@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Optional
 
 from ..errors import UserError
 
 
-def add_judge_flags(p: argparse.ArgumentParser, what: str = "each task's outputs with its rubric") -> None:
+def add_judge_flags(p: argparse.ArgumentParser, what: str = "each task's outputs with its rubric",
+                    with_cache: bool = False) -> None:
+    """``with_cache``: also the flags of the cache the judgements live in, for commands that
+    have none of their own (``score``, ``compare``; ``run`` has its own)."""
     g = p.add_argument_group("judge (LLM-as-judge; see docs/judge.md)")
     g.add_argument("--judge", default=None, metavar="URL|FOLDER|FILE.yaml",
                    help=f"a model that scores {what}: an OpenAI-compatible endpoint (http://127.0.0.1:8000/v1), "
@@ -19,6 +23,11 @@ def add_judge_flags(p: argparse.ArgumentParser, what: str = "each task's outputs
                    help="the rubric for every task (default: each task spec's judge: rubric)")
     g.add_argument("--judge_concurrency", type=int, default=None, metavar="N",
                    help="judge requests at once to an endpoint (default: the config's, else 4)")
+    if with_cache:
+        g.add_argument("--cache_dir", type=Path, default=None, help="response cache folder the judgements live "
+                       "in (default: $AIMED_CACHE or ~/.cache/aimed-eval)")
+        g.add_argument("--no_cache", action="store_true", help="ask the judge again for every item")
+        g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def judge_config(ns: argparse.Namespace):

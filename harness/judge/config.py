@@ -23,10 +23,9 @@ import os
 from pathlib import Path
 from typing import Literal, Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import UserError
+from ..errors import UserError, read_yaml
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 
@@ -69,14 +68,7 @@ class JudgeConfig(BaseModel):
 
 
 def _from_yaml(path: Path) -> dict:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UserError(f"{where}: not valid YAML ({exc.problem}); fix the judge config's syntax there") from None
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a readable UTF-8 YAML file ({type(exc).__name__})") from None
+    raw = read_yaml(path, "judge config")
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a judge config is a YAML mapping, e.g. base_url: http://127.0.0.1:8000/v1")
     return raw

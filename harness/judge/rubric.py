@@ -31,10 +31,9 @@ import re
 from pathlib import Path
 from typing import Literal, Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import UserError
+from ..errors import UserError, read_yaml
 
 BUILTIN_DIR = Path(__file__).parent / "rubrics"
 PAIRWISE = "pairwise"  # the default rubric of `compare --judge`
@@ -134,17 +133,9 @@ def _check(rubric: Rubric, path: Path) -> Rubric:
 
 def read_rubric(path: Path) -> Rubric:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path, "rubric")
     except FileNotFoundError:
         raise UserError(f"{path}: no such rubric file; give a rubric name or the path of a .yaml rubric") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder; give the path of a .yaml rubric file") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UserError(f"{where}: not valid YAML ({exc.problem}); fix the rubric's syntax there") from None
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a readable UTF-8 YAML file ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a rubric is a YAML mapping with rubric, kind and prompt keys")
     try:
