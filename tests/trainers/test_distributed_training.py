@@ -50,7 +50,20 @@ def _train(config: Path, out: Path, batch: int, launcher: list[str], db: Path) -
     cmd = [*(a.replace("{port}", port) for a in launcher), "-m", "aimed.harness.cli", "train", "--stage", stage, "--config", str(config),
            "--output_dir", str(out),
            "--per_device_train_batch_size", str(batch), "--eval_db", str(db)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return _run(cmd)
+
+
+def _run(cmd: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    """``cmd`` in a session of its own: a launcher that hangs is stopped with its workers,
+    which would otherwise outlive it and keep the machine's cores."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        err += f"\n(killed after {timeout} s)"
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port={port}"]
@@ -135,7 +148,7 @@ def test_ppo_on_two_processes_shares_the_rollouts_and_writes_once(sft_and_rm, tm
            "--save_steps", "3", "--rollout_batch_size", "4", "--per_device_train_batch_size", "2",
            "--ppo_epochs", "1", "--response_length", "8", "--max_length", "128", "--template_name", "chatglm2",
            "--learning_rate", "1e-3", "--eval_tasks", "demo_mcq", "--eval_limit", "4", "--only_cpu", "true"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = _run(cmd)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(x) for x in (out / "ppo_log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]  # one log, not one a process
@@ -143,7 +156,7 @@ def test_ppo_on_two_processes_shares_the_rollouts_and_writes_once(sft_and_rm, tm
     odd = list(cmd)
     odd[odd.index("--rollout_batch_size") + 1] = "3"
     odd = [f"--master_port={_free_port()}" if a.startswith("--master_port") else a for a in odd]
-    refused = subprocess.run(odd, capture_output=True, text=True, timeout=300)
+    refused = _run(odd)
     assert refused.returncode != 0 and "give a multiple of the 2 processes" in refused.stderr, refused.stderr[-2000:]
 
 
@@ -191,21 +204,27 @@ def test_a_pipeline_runs_a_stage_as_a_torchrun_job_and_a_killed_rank_fails_it_cl
     config = _pipeline(root, max_steps=400)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "aimed.harness.cli", "pipeline", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
     log = root / "out" / "tiny" / "sft.launch.log"
-    deadline = time.time() + 300
-    victim = None
-    while time.time() < deadline and victim is None:  # rank 1 of the job, once it trains
-        time.sleep(0.5)
-        if log.exists() and "sft:" in log.read_text(errors="replace"):
-            for launcher in subprocess.run(["pgrep", "-f", "torch.distributed.run"], capture_output=True,
-                                           text=True).stdout.split():
-                ranks = _workers(int(launcher))
-                if len(ranks) == 2:
-                    victim = max(ranks)
-    assert victim is not None, "the job's two processes never started training"
-    os.kill(victim, signal.SIGKILL)
-    out, err = proc.communicate(timeout=300)
+    try:
+        deadline = time.time() + 300
+        victim = None
+        while time.time() < deadline and victim is None:  # rank 1 of the job, once it trains
+            time.sleep(0.5)
+            if log.exists() and "sft:" in log.read_text(errors="replace"):
+                for launcher in subprocess.run(["pgrep", "-f", "torch.distributed.run"], capture_output=True,
+                                               text=True).stdout.split():
+                    ranks = _workers(int(launcher))
+                    if len(ranks) == 2:
+                        victim = max(ranks)
+        assert victim is not None, "the job's two processes never started training"
+        os.kill(victim, signal.SIGKILL)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:  # a failed assertion: the pipeline and its job go too
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     lines = [x for x in err.splitlines() if x.startswith("aimed-eval: error:")]
     assert len(lines) == 1 and "the torchrun job failed" in lines[0] and "redoes the stage" in lines[0], err
     assert "Traceback" not in err
