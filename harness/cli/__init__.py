@@ -12,10 +12,10 @@ from typing import Optional
 
 from ..errors import UserError
 from ..taskregistry import reset_warnings, skip_bad_rows
-from . import chat_cmd, compare_cmd, contamination_cmd, export_cmd, gate_cmd, import_cmd, judge_agreement_cmd, merge_cmd, run_cmd, score_cmd, serve_cmd, tasks_cmd, webui_cmd
+from . import chat_cmd, compare_cmd, contamination_cmd, export_cmd, gate_cmd, import_cmd, judge_agreement_cmd, merge_cmd, run_cmd, score_cmd, serve_cmd, sweep_cmd, tasks_cmd, webui_cmd
 
 COMMANDS = (run_cmd, tasks_cmd, score_cmd, export_cmd, chat_cmd, merge_cmd, import_cmd, serve_cmd, webui_cmd, compare_cmd, gate_cmd,
-            contamination_cmd, judge_agreement_cmd)
+            contamination_cmd, judge_agreement_cmd, sweep_cmd)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,66 @@
+"""From what the user asked to the jobs: tasks checked once in the driver, one
+:class:`~.jobs.JobSpec` a checkpoint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from ..errors import UserError
+from ..models.args import ModelArgs
+from ..runner import RunOptions
+from ..taskregistry import DATA_ENV, Task, data_root, resolve_tasks
+from ..taskspec import Mode
+from .jobs import JobSpec
+from .plan import Checkpoint
+from .skip import task_key
+
+
+def check_tasks(names: list[str], opts: RunOptions) -> list[Task]:
+    """The sweep's tasks, their data read and the options checked against them here, once:
+    a mistake every job would make is one line, not a table of identical failures. (The
+    same checks as ``evaluate.iter_runs`` makes before a run.)"""
+    tasks = resolve_tasks(names)
+    mcq = [t for t in tasks if t.spec.kind == "multiple_choice"]
+    listed = ", ".join(t.name for t in tasks)
+    if opts.mode and opts.mode != Mode.GENERATE and not mcq:
+        raise UserError(f"--mode {opts.mode}: applies to multiple-choice tasks, and {listed} only generate; "
+                        "drop --mode")
+    if opts.circular and not mcq:
+        raise UserError(f"--circular: rotates the options of multiple-choice items, and {listed} only generate; "
+                        "drop --circular")
+    for task in tasks:  # as runner.build_requests checks them
+        task.samples()
+        k = task.spec.num_fewshot if opts.num_fewshot is None else opts.num_fewshot
+        pool = task.fewshot_pool() if k else []
+        if k and len(pool) <= k and not task.fewshot_path:
+            raise UserError(f"task {task.name!r}: --num_fewshot {k} needs more than {k} items; lower it")
+        if k and len(pool) < k:
+            raise UserError(f"task {task.name!r}: --num_fewshot {k} needs {k} examples but {task.fewshot_path} "
+                            f"holds {len(pool)}; lower --num_fewshot to {len(pool)} or less")
+    return tasks
+
+
+def build_specs(checkpoints: list[Checkpoint], names: list[str], tasks: list[Task], opts: RunOptions,
+                model: ModelArgs, *, batch_size: str, output_root: Path, log_dir: Path,
+                cache_dir: Optional[Path], done: frozenset[str], threads: int) -> list[JobSpec]:
+    """One job a checkpoint; ``model`` holds the sweep's model flags (its ``model`` is
+    replaced by each checkpoint's folder)."""
+    from dataclasses import replace
+
+    key = task_key(names, tasks, opts)
+    env = ((DATA_ENV, str(data_root().resolve())),)
+    return [JobSpec(index=i, label=c.label, model=replace(model, model=str(c.path)), tasks=tuple(names),
+                    task_key=key, options=opts, batch_size=batch_size, output_root=str(output_root),
+                    log_dir=str(log_dir), cache_dir=str(cache_dir) if cache_dir else None, done=done,
+                    env=env, threads=threads)
+            for i, c in enumerate(checkpoints)]
+
+
+def local_threads(cpus_per_job: Optional[float], workers: int) -> int:
+    """torch threads a job of the local pool: ``--cpus_per_job``, else the machine's CPUs
+    shared among the workers."""
+    if cpus_per_job:
+        return max(1, int(cpus_per_job))
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
