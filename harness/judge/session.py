@@ -47,9 +47,6 @@ class Judge:
     def describe(self) -> dict:
         return self.client.describe()
 
-    def pointwise_rubric(self, spec: TaskSpec, spec_dir: Optional[Path]) -> Optional[Rubric]:
-        return task_rubric(self.config, spec, spec_dir)
-
     def judge_task(self, spec: TaskSpec, spec_dir: Optional[Path], records: list[dict], cloze_norm: str = "char",
                    desc: str = "judge") -> Optional[dict]:
         """Judge ``records`` in place (and re-score them); what was done, for results.json."""
@@ -58,7 +55,7 @@ class Judge:
         generated = spec.kind == "generation" or records[0]["mode"] == Mode.GENERATE
         summary: dict = {}
         total = JudgeStats()
-        rubric = self.pointwise_rubric(spec, spec_dir)
+        rubric = task_rubric(self.config, spec, spec_dir)
         if rubric is not None and generated:
             prompts = [rubric.render(item_fields(r, spec.description or spec.task)) for r in records]
             judged, stats = ask_all(self.client, self.cache, rubric, prompts, lambda i, text: read_pointwise(text, rubric),
