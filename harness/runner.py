@@ -75,6 +75,18 @@ def is_circular(task: Task, opts: RunOptions) -> bool:
     return asked and task.spec.kind == "multiple_choice"
 
 
+def fewshot_pool(task: Task, opts: RunOptions) -> tuple[int, list[Sample]]:
+    """(shots a prompt, the examples they are drawn from), refused when there are too few."""
+    k = task.spec.num_fewshot if opts.num_fewshot is None else opts.num_fewshot
+    pool = task.fewshot_pool() if k else []
+    if k and len(pool) <= k and not task.fewshot_path:
+        raise UserError(f"task {task.name!r}: --num_fewshot {k} needs more than {k} items; lower it")
+    if k and len(pool) < k:
+        raise UserError(f"task {task.name!r}: --num_fewshot {k} needs {k} examples but {task.fewshot_path} "
+                        f"holds {len(pool)}; lower --num_fewshot to {len(pool)} or less")
+    return k, pool
+
+
 def build_requests(task: Task, opts: RunOptions, tokenizer=None,
                    template_name: str = RAW_TEMPLATE) -> tuple[list, list[dict], int, int]:
     """(requests, records without responses, k-shot, items in the file). ``template_name``:
@@ -88,18 +100,12 @@ def build_requests(task: Task, opts: RunOptions, tokenizer=None,
     scores are the published order's, permuted (``run_task`` fills them)."""
     spec = task.spec
     mode = task_mode(task, opts.mode)
-    k = spec.num_fewshot if opts.num_fewshot is None else opts.num_fewshot
     samples = task.samples()
     n_original = len(samples)
     limit = opts.limit or spec.limit
     if limit:
         samples = samples[:limit]
-    pool = task.fewshot_pool() if k else []
-    if k and len(pool) <= k and not task.fewshot_path:
-        raise UserError(f"task {task.name!r}: --num_fewshot {k} needs more than {k} items; lower it")
-    if k and len(pool) < k:
-        raise UserError(f"task {task.name!r}: --num_fewshot {k} needs {k} examples but {task.fewshot_path} "
-                        f"holds {len(pool)}; lower --num_fewshot to {len(pool)} or less")
+    k, pool = fewshot_pool(task, opts)
     cfg = PromptConfig(mode=mode, num_fewshot=k, seed=opts.seed, template_name=template_name)
     stops = tuple(spec.generation.stop) + template_stops(template_name)
 

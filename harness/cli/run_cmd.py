@@ -14,7 +14,7 @@ from ..evaluate import default_output_dir, iter_runs
 from ..flags.backend import add_backend_flags, backend_options
 from ..flags.judge import add_judge_flags, judge_config
 from ..flags.model import add_model_flags, model_args
-from ..flags.scoring import add_prompt_flags
+from ..flags.scoring import add_prompt_flags, check_scoring_flags
 from ..help_text import user_help
 from ..index import DB_ENV, connect, default_db, index_fault, record_run_dir, where
 from ..index_lookup import remember_index
@@ -68,12 +68,7 @@ def add_parser(sub) -> None:
 
 
 def run(ns: argparse.Namespace) -> int:
-    if ns.batch_size != "auto" and not (ns.batch_size.isdigit() and int(ns.batch_size) > 0):
-        raise UserError(f"--batch_size {ns.batch_size}: give a positive number or auto")
-    if ns.limit is not None and ns.limit < 1:
-        raise UserError("--limit: give a positive number of items")
-    if ns.num_fewshot is not None and ns.num_fewshot < 0:
-        raise UserError("--num_fewshot: give 0 or more")
+    check_scoring_flags(ns)
     if (ns.contamination_ngram is not None or ns.contamination_threshold is not None) and not ns.contamination_data:
         raise UserError("--contamination_ngram/--contamination_threshold: apply to --contamination_data FILE; "
                         "give the training files or drop them")

@@ -27,7 +27,7 @@ from pathlib import Path
 from .. import flag_types
 from ..cache import default_cache_dir
 from ..errors import UserError
-from ..flags.scoring import add_prompt_flags
+from ..flags.scoring import add_prompt_flags, check_scoring_flags
 from ..help_text import user_help
 from ..index import DB_ENV, connect, default_db, where
 from ..index_pg import is_pg_url
@@ -113,12 +113,7 @@ def add_parser(sub) -> None:
 
 
 def _check_flags(ns: argparse.Namespace) -> None:
-    if ns.batch_size != "auto" and not (ns.batch_size.isdigit() and int(ns.batch_size) > 0):
-        raise UserError(f"--batch_size {ns.batch_size}: give a positive number or auto")
-    if ns.limit is not None and ns.limit < 1:
-        raise UserError("--limit: give a positive number of items")
-    if ns.num_fewshot is not None and ns.num_fewshot < 0:
-        raise UserError("--num_fewshot: give 0 or more")
+    check_scoring_flags(ns)
     if ns.executor == "local" and ns.address:
         raise UserError("--address is for --executor ray; add --executor ray or drop --address")
     if ns.executor == "ray" and ns.workers is not None:

@@ -8,6 +8,18 @@ import argparse
 from ..taskspec import MODES
 
 
+def check_scoring_flags(ns: argparse.Namespace) -> None:
+    """The numbers ``run`` and ``sweep`` take, checked alike."""
+    from ..errors import UserError
+
+    if ns.batch_size != "auto" and not (ns.batch_size.isdigit() and int(ns.batch_size) > 0):
+        raise UserError(f"--batch_size {ns.batch_size}: give a positive number or auto")
+    if ns.limit is not None and ns.limit < 1:
+        raise UserError("--limit: give a positive number of items")
+    if ns.num_fewshot is not None and ns.num_fewshot < 0:
+        raise UserError("--num_fewshot: give 0 or more")
+
+
 def add_prompt_flags(p: argparse.ArgumentParser, verb: str = "score") -> None:
     """``verb``: what the command does with the first N items (score, export)."""
     p.add_argument("--mode", choices=MODES, default=None,

@@ -9,7 +9,7 @@ from typing import Optional
 
 from ..errors import UserError
 from ..models.args import ModelArgs
-from ..runner import RunOptions
+from ..runner import RunOptions, fewshot_pool
 from ..taskregistry import DATA_ENV, Task, data_root, resolve_tasks
 from ..taskspec import Mode
 from .jobs import JobSpec
@@ -30,15 +30,9 @@ def check_tasks(names: list[str], opts: RunOptions) -> list[Task]:
     if opts.circular and not mcq:
         raise UserError(f"--circular: rotates the options of multiple-choice items, and {listed} only generate; "
                         "drop --circular")
-    for task in tasks:  # as runner.build_requests checks them
+    for task in tasks:  # as runner.build_requests checks them, before any worker starts
         task.samples()
-        k = task.spec.num_fewshot if opts.num_fewshot is None else opts.num_fewshot
-        pool = task.fewshot_pool() if k else []
-        if k and len(pool) <= k and not task.fewshot_path:
-            raise UserError(f"task {task.name!r}: --num_fewshot {k} needs more than {k} items; lower it")
-        if k and len(pool) < k:
-            raise UserError(f"task {task.name!r}: --num_fewshot {k} needs {k} examples but {task.fewshot_path} "
-                            f"holds {len(pool)}; lower --num_fewshot to {len(pool)} or less")
+        fewshot_pool(task, opts)
     return tasks
 
 
