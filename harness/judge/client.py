@@ -105,6 +105,9 @@ def build_judge(config: JudgeConfig, hash_folder: Any) -> JudgeClient:
     args = ModelArgs(model=config.model or "", template_name=config.template_name, only_cpu=config.only_cpu)
     if not config.model:
         raise UserError("judge: give the judge's checkpoint (--judge FOLDER) or an endpoint (--judge URL)")
-    backend = build_backend("hf", BackendOptions(batch_size="1"), [args])
+    try:
+        backend = build_backend("hf", BackendOptions(batch_size="1"), [args])
+    except UserError as exc:  # the loader names --model; here the folder came from --judge
+        raise UserError(f"judge: {exc.message.replace('--model ', '--judge ', 1)}") from None
     return JudgeClient(config, backend, combine(backend.fingerprint(args, hash_folder), *map(str, version)))
 
