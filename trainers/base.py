@@ -106,6 +106,9 @@ class StageConfig:
         eval_judge: a judge that scores each checkpoint's open answers with the tasks'
             rubrics (the keys of a judge config: ``base_url``, ``model``, ``api_key_env``, ...;
             see docs/judge.md). None: no judge.
+        eval_elsewhere: the checkpoints are scored by someone else (a pipeline's scoring
+            executor, which watches for their manifests): the stage writes the manifests and
+            scores nothing itself, so training never waits for an evaluation.
     """
 
     model: str = ""
@@ -145,6 +148,7 @@ class StageConfig:
     eval_db: Optional[str] = None
     eval_contamination_data: list[str] = field(default_factory=list)
     eval_judge: Optional[dict] = None
+    eval_elsewhere: bool = False
 
 
 @dataclass

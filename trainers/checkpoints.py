@@ -96,7 +96,8 @@ class CheckpointScorer:
         write_json_atomic(folder / MANIFEST, manifest)
         if folder not in self.checkpoints:
             self.checkpoints.append(folder)
-        run_dir = self._score(folder) if self.config.eval_tasks and self.kind == "causal_lm" else None
+        scored_here = self.config.eval_tasks and self.kind == "causal_lm" and not self.config.eval_elsewhere
+        run_dir = self._score(folder) if scored_here else None
         self.eval_runs[folder] = run_dir
         return run_dir
 

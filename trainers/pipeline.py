@@ -24,14 +24,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from aimed.harness.errors import UserError
+from aimed.harness.sweep import Status
 from aimed.harness.verdicts import CheckpointRecord, Line, LineStatus, RecordStatus, StageRecord, Tip
 
 from .base import REWARD_KEY
 from .pipeline_config import BaseModelSpec, PipelineConfig
 from .pipeline_data import check_stage_data, lineage_files, refused
 from .pipeline_gate import gate_stage, side_decision
+from .pipeline_scoring import ScoringService, say_result
 from .pipeline_state import PipelineState
 
 BASE_EVAL = "base-eval"
@@ -79,19 +82,33 @@ def run_pipeline(config: PipelineConfig) -> PipelineOutcome:
     quiet_libraries()
     from aimed.harness.index_lookup import remember_index
 
-    state = PipelineState.open(config.state_file, config.path, config.index_db, config.stages)
-    config.output_root.mkdir(parents=True, exist_ok=True)
-    state.save()
-    remember_index(config.index_db)  # leaderboard, report and dashboard find it without --db
-    trained: list[tuple[str, str]] = []
-    for base in config.base_models:
-        line = state.line(base.name, base.model)
+    service = None
+    if config.scoring.elsewhere:  # an unreachable cluster is said before anything is written
         try:
-            _run_line(config, state, base, line, trained)
-        except UserError as exc:  # this line's input is bad; the other lines go on
-            line.status, line.reason = LineStatus.ERROR, exc.message
-            state.save()
-            print(f"aimed-eval: error: [{base.name}] {exc.message}", file=sys.stderr, flush=True)
+            service = ScoringService(config.scoring, config.index_db, config.output_root)
+        except UserError as exc:
+            raise UserError(f"{config.path}: {exc.message}") from None
+        say(f"checkpoints are scored beside training on the {service.describe()}")
+    trained: list[tuple[str, str]] = []
+    try:
+        state = PipelineState.open(config.state_file, config.path, config.index_db, config.stages)
+        config.output_root.mkdir(parents=True, exist_ok=True)
+        state.save()
+        remember_index(config.index_db)  # leaderboard, report and dashboard find it without --db
+        for base in config.base_models:
+            line = state.line(base.name, base.model)
+            try:
+                _run_line(config, state, base, line, trained, service)
+            except UserError as exc:  # this line's input is bad; the other lines go on
+                line.status, line.reason = LineStatus.ERROR, exc.message
+                state.save()
+                print(f"aimed-eval: error: [{base.name}] {exc.message}", file=sys.stderr, flush=True)
+    except BaseException:
+        if service is not None:
+            service.close(interrupted=True)  # Ctrl-C: its workers stop; what was recorded stays
+        raise
+    if service is not None:
+        service.close()
     return PipelineOutcome(state, trained)
 
 
@@ -100,10 +117,8 @@ def _template(config: PipelineConfig, base: BaseModelSpec) -> str:
     return str(first.get("template_name", "raw"))
 
 
-def score_base(config: PipelineConfig, base: BaseModelSpec) -> Path:
-    """The base model's scores on the eval tasks, recorded as stage ``base`` of its line."""
-    from aimed.harness.evaluate import evaluate
-    from aimed.harness.index import record_run_dir
+def _base_scoring(config: PipelineConfig, base: BaseModelSpec):
+    """What scoring the base model takes: (model, options, meta)."""
     from aimed.harness.models.args import ModelArgs
     from aimed.harness.runner import RunOptions
 
@@ -112,21 +127,57 @@ def score_base(config: PipelineConfig, base: BaseModelSpec) -> Path:
                      only_cpu=bool(keys.get("only_cpu", False)))
     opts = RunOptions(mode=config.eval_mode, limit=config.eval_limit, seed=int(keys.get("seed", 42)),
                       progress=False, judge=config.judge)
+    return args, opts, {"stage": "base", "base_model": base.name}
+
+
+def score_base(config: PipelineConfig, base: BaseModelSpec) -> Path:
+    """The base model's scores on the eval tasks, recorded as stage ``base`` of its line."""
+    from aimed.harness.evaluate import evaluate
+    from aimed.harness.index import record_run_dir
+
+    args, opts, meta = _base_scoring(config, base)
     out = config.output_root / base.name / BASE_EVAL
     result = evaluate(args, list(config.eval_tasks), opts, output_dir=out, use_cache=False, overwrite=True,
-                      meta={"stage": "base", "base_model": base.name})
+                      meta=meta)
     record_run_dir(config.index_db, result.run_dir, result.results)
     return result.run_dir
 
 
+class _BaseRun:
+    """The base model's run: scored now (inline), or a job whose result the first gate waits for."""
+
+    def __init__(self, config: PipelineConfig, state: PipelineState, base: BaseModelSpec, line: Line,
+                 service: Optional[ScoringService]):
+        self.line, self.state, self.service, self.job = line, state, service, None
+        if line.base_run and (Path(line.base_run) / "results.json").is_file():
+            return
+        where = f" on the {service.describe()}; training goes on" if service else ""
+        say(f"[{base.name}] scoring the base model {base.model} on {','.join(config.eval_tasks)}{where} ...")
+        if service is None:
+            line.base_run = str(score_base(config, base))
+            state.save()
+            return
+        args, opts, meta = _base_scoring(config, base)
+        self.job = service.submit(BASE_EVAL, args, list(config.eval_tasks), opts, config.output_root / base.name,
+                                  meta, on_done=lambda r: say_result(f"[{base.name}] base model", r))
+
+    def run_dir(self) -> str:
+        """The base run's folder, once its job (if any) has finished."""
+        if self.job is not None:
+            result, self.job = self.service.wait(self.job), None
+            if result.status is Status.FAILED:
+                raise UserError(f"scoring the base model failed ({result.reason}); the gate has nothing to compare "
+                                "with, so the line stops here")
+            self.line.base_run = result.run_dir
+            self.state.save()
+        return self.line.base_run
+
+
 def _run_line(config: PipelineConfig, state: PipelineState, base: BaseModelSpec, line: Line,
-              trained: list) -> None:
+              trained: list, service: Optional[ScoringService] = None) -> None:
     name = base.name
     line.status, line.reason = LineStatus.RUNNING, ""
-    if not line.base_run or not (Path(line.base_run) / "results.json").is_file():
-        say(f"[{name}] scoring the base model {base.model} on {','.join(config.eval_tasks)} ...")
-        line.base_run = str(score_base(config, base))
-        state.save()
+    base_run = _BaseRun(config, state, base, line, service)
     line.current = Tip("base", base.model, line.base_run)
     retrained = False  # once a stage is (re)trained, the stages after it start from a new parent
     for stage in config.stages:
@@ -142,7 +193,7 @@ def _run_line(config: PipelineConfig, state: PipelineState, base: BaseModelSpec,
             names = list(line.stages)
             for later in names[names.index(stage):] if stage in names else []:
                 del line.stages[later]  # decided from a parent that is no longer the line's
-            record = _run_stage(config, state, base, line, stage, digest)
+            record = _run_stage(config, state, base, line, stage, digest, service, base_run)
             trained.append((name, stage))
             retrained = True
         decision = record.decision
@@ -151,17 +202,19 @@ def _run_line(config: PipelineConfig, state: PipelineState, base: BaseModelSpec,
         elif decision.go_on:
             line.current = Tip(stage, decision.promoted_checkpoint, decision.promoted_run)
         if not decision.go_on:
+            base_run.run_dir()  # its job, when nothing waited for it, is recorded before the line ends
             line.status, line.reason = LineStatus.STOPPED, f"{stage}: {decision.summary}"
             state.save()
             say(f"[{name}] line stopped at {stage}: the gate did not promote a checkpoint; the other "
                 "base models go on")
             return
+    base_run.run_dir()
     line.status = LineStatus.DONE
     state.save()
 
 
 def _run_stage(config: PipelineConfig, state: PipelineState, base: BaseModelSpec, line: Line, stage: str,
-               digest: str) -> StageRecord:
+               digest: str, service: Optional[ScoringService], base_run: _BaseRun) -> StageRecord:
     from . import stages
 
     out = config.output_root / base.name / stage
@@ -180,7 +233,8 @@ def _run_stage(config: PipelineConfig, state: PipelineState, base: BaseModelSpec
     keys.update(model=parent.checkpoint, output_dir=str(out), base_model=base.name,
                 eval_tasks=list(config.eval_tasks) if not recipe.side else [],
                 eval_limit=config.eval_limit, eval_mode=config.eval_mode, eval_db=str(config.index_db),
-                eval_judge=config.judge.model_dump(exclude_none=True) if config.judge else None)
+                eval_judge=config.judge.model_dump(exclude_none=True) if config.judge else None,
+                eval_elsewhere=service is not None)
     record = StageRecord(RecordStatus.RUNNING, digest, time.time(), None, parent.checkpoint, parent.stage,
                          parent.run_dir, str(out))
     files = lineage_files(config, base, line, stage) if not recipe.side and config.eval_tasks else []
@@ -201,12 +255,22 @@ def _run_stage(config: PipelineConfig, state: PipelineState, base: BaseModelSpec
     launcher = config.launchers.get(stage)
     how = f" as a {launcher.command} job ({' '.join(launcher.args)})" if launcher else ""
     say(f"[{base.name}] {stage}: training from {parent.stage} ({_short(parent.checkpoint)}){how} ...")
-    if launcher is not None:
-        from .launcher import launch_stage
+    scored_beside = service is not None and not recipe.side and bool(config.eval_tasks)
+    with _watcher(config, base, stage, keys, service if scored_beside else None) as watcher:
+        if launcher is not None:
+            from .launcher import launch_stage
 
-        result = launch_stage(stage, keys, launcher, out)
-    else:
-        result = stages.train_stage(stage, stage_config)
+            result = launch_stage(stage, keys, launcher, out)
+        else:
+            result = stages.train_stage(stage, stage_config)
+    if watcher is not None:  # the gate waits for every checkpoint's scores, and the parent's
+        jobs = watcher.finish([Path(c) for c in result.checkpoints])
+        say(f"[{base.name}] {stage}: training done; the gate waits for the scores of {len(jobs)} checkpoint(s) ...")
+        result.eval_runs = {Path(c): _run_of(service, jobs.get(Path(c).resolve())) for c in result.checkpoints}
+    if line.current.stage == "base":
+        line.current = Tip("base", base.model, base_run.run_dir())
+        parent = line.current
+        record.parent_run = parent.run_dir
     record.train_metrics = _jsonable(result.train_metrics)
     record.training = training(record.train_metrics)
     if recipe.side:
@@ -222,6 +286,40 @@ def _run_stage(config: PipelineConfig, state: PipelineState, base: BaseModelSpec
     # the verdict in words, as the summary begins (no tick that a drop could stand beside)
     say(f"[{base.name}] {stage}: trained ({record.training}); gate: {record.decision.summary}")
     return record
+
+
+def _watcher(config: PipelineConfig, base: BaseModelSpec, stage: str, keys: dict,
+             service: Optional[ScoringService]):
+    """A StageWatcher handing the stage's checkpoints to ``service`` while it trains, scored
+    as the stage itself would score them (``keys``: the stage's keys, its contamination
+    files included), or nothing (``with`` gives None) when the stage scores its own."""
+    from contextlib import nullcontext
+
+    if service is None:
+        return nullcontext()
+    from aimed.harness.runner import RunOptions
+
+    from .pipeline_scoring import StageWatcher, checkpoint_model
+
+    out = Path(keys["output_dir"])
+    opts = RunOptions(mode=config.eval_mode, limit=config.eval_limit, seed=int(keys.get("seed", 42)),
+                      progress=False, contamination_data=tuple(keys.get("eval_contamination_data", ())),
+                      judge=config.judge)
+
+    def submit(folder: Path, manifest: dict) -> int:
+        said = f"[{base.name}] {stage} {folder.name}"
+        return service.submit(folder.name, checkpoint_model(folder, manifest), list(config.eval_tasks), opts,
+                              out / "eval", {"stage": stage, "base_model": base.name},
+                              on_done=lambda result: say_result(said, result))
+
+    return StageWatcher(out, submit)
+
+
+def _run_of(service: ScoringService, job: Optional[int]) -> Optional[Path]:
+    """The run folder of a checkpoint's job once it has finished; None: it failed (said as
+    it did) or never had a manifest, so it was never scored."""
+    result = service.wait(job) if job is not None else None
+    return Path(result.run_dir) if result and result.status is not Status.FAILED and result.run_dir else None
 
 
 def training(metrics: dict) -> str:

@@ -15,6 +15,7 @@ eval: {tasks: [medqa], limit: null, mode: null}
 gate: gates.yaml                # a gate policy file, or the policy inline; default: built-in
 stage_gates: {sft: {rules: {suite: {score: {min_gain: 0.01}}}}}   # per-stage policies
 judge: {base_url: "http://127.0.0.1:8001/v1", api_key_env: JUDGE_KEY}  # optional: judged metrics too
+scoring: {executor: local, workers: 1}   # optional: score checkpoints beside training (pipeline_scoring.py)
 ```
 
 Relative paths are read from the YAML file's folder (train files also from
@@ -46,9 +47,10 @@ from aimed.harness.verdicts import STATE_FILE
 
 from .base import REWARD_KEY, StageRecipe
 from .launcher import Launcher
+from .pipeline_scoring import ScoringEntry
 
 SET_BY_PIPELINE = ("model", "output_dir", "base_model", "overwrite", "eval_tasks", "eval_limit", "eval_mode",
-                   "eval_db", "eval_contamination_data", "eval_judge")
+                   "eval_db", "eval_contamination_data", "eval_judge", "eval_elsewhere")
 PATH_KEYS = ("train_files", REWARD_KEY, "tokenizer_path")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -82,6 +84,7 @@ class PipelineFile(_Strict):
     judge: Optional[dict[str, Any]] = None  # scores every checkpoint's open answers (docs/judge.md)
     launcher: Optional[Launcher] = None  # every stage as a distributed job (trainers/launcher.py)
     stage_launchers: dict[str, Launcher] = Field(default_factory=dict)
+    scoring: ScoringEntry = Field(default_factory=ScoringEntry)  # where checkpoints are scored
 
 
 @dataclass
@@ -108,6 +111,7 @@ class PipelineConfig:
     recipes: dict[str, StageRecipe]  # each listed stage's, from its module
     judge: Optional[JudgeConfig] = None
     launchers: dict[str, Launcher] = field(default_factory=dict)  # stage -> its launcher; others in-process
+    scoring: ScoringEntry = field(default_factory=ScoringEntry)  # inline, or a pool/cluster beside training
 
     @property
     def state_file(self) -> Path:
@@ -187,12 +191,15 @@ def read_pipeline_file(path: Path) -> tuple[PipelineFile, str]:
         loc = tuple(err["loc"])
         at = f"{path}{_line_of(text, loc)}"
         if err["type"] == "extra_forbidden":
-            model = {"base_models": BaseModelEntry, "eval": EvalEntry}.get(loc[0] if len(loc) > 1 else "", PipelineFile)
+            model = {"base_models": BaseModelEntry, "eval": EvalEntry, "scoring": ScoringEntry}.get(
+                loc[0] if len(loc) > 1 else "", PipelineFile)
             known = list(model.model_fields)
             raise UserError(f"{at}: unknown key '{loc[-1]}' at {_where(loc)}{did_you_mean(str(loc[-1]), known)}; "
                             f"known keys: {', '.join(known)}") from None
         if loc and loc[-1] in ("str", "dict[any,any]"):  # a union's branch: name the field instead
             loc = loc[:-1]
+        if err["type"] == "value_error":  # a model's own check: its message says what to do
+            raise UserError(f"{at}: {_where(loc)}: {err['ctx']['error']}") from None
         raise UserError(f"{at}: {_where(loc)}: {err['msg']} (got {err.get('input')!r})") from None
 
 
@@ -326,7 +333,7 @@ def load_pipeline(path: Path, *, output_root: Optional[Path] = None, stages: Opt
         stage_policies={s: _policy(p, folder, f"{path}: stage_gates.{s}") for s, p in raw.stage_gates.items()},
         recipes={s: recipes[s] for s in stage_list},
         judge=validate_judge(raw.judge, f"{path}: judge") if raw.judge is not None else None,
-        launchers=_launchers(raw, stage_list, path))
+        launchers=_launchers(raw, stage_list, path), scoring=raw.scoring)
     # Every stage's keys, for every base model, against the stage's own Config: a typo
     # fails now, not after an hour of the stages before it.
     index = {b.name: i for i, b in enumerate(raw.base_models)}

@@ -30,6 +30,7 @@ from ..index import index_fault, record_run_dir, where
 from ..owned import kind_of
 from .jobs import JobResult, JobSpec, Status
 from .plan import LeftOut
+from .queue import JobQueue
 from .report import Row, counts, row_for
 
 
@@ -38,7 +39,7 @@ class Executor(Protocol):
 
     def describe(self) -> str: ...
 
-    def run(self, specs: list[JobSpec], report) -> None: ...
+    def run(self, jobs: Union[JobQueue, list[JobSpec]], report) -> None: ...
 
     def close(self, interrupted: bool = False) -> None: ...
 
@@ -96,6 +97,15 @@ def run_sweep(specs: list[JobSpec], left_out: list[LeftOut], executor: Executor,
 
 
 def _record(db_path: Union[Path, str], result: JobResult, outcome: SweepOutcome) -> JobResult:
+    result = record_result(db_path, result)
+    if result.status is Status.SCORED:
+        outcome.recorded.append(result.run_dir or "")
+    return result
+
+
+def record_result(db_path: Union[Path, str], result: JobResult) -> JobResult:
+    """Record a scored job's run in the index; a fault of the index turns it into a failure
+    that says how to record it later."""
     try:
         record_run_dir(db_path, Path(result.run_dir or ""), result.results or {})
     except (sqlite3.Error, OSError, UserError) as exc:
@@ -103,8 +113,6 @@ def _record(db_path: Union[Path, str], result: JobResult, outcome: SweepOutcome)
         result.status = Status.FAILED
         result.reason = (f"scored, but not recorded ({reason}); record it with "
                          f"`aimed-eval import {result.run_dir} --db {where(db_path)}`")
-        return result
-    outcome.recorded.append(result.run_dir or "")
     return result
 
 

@@ -77,6 +77,7 @@ class JobSpec:
     done: frozenset[str]  # fingerprints already scored on these tasks (skip.scored_fingerprints)
     env: tuple[tuple[str, str], ...] = ()  # AIMED_DATA and the like, for workers started elsewhere
     threads: int = 1  # torch's intra-op threads
+    meta: tuple[tuple[str, str], ...] = ()  # run metadata (a pipeline's stage and base model)
 
 
 @dataclass
@@ -148,7 +149,8 @@ def _score(spec: JobSpec) -> JobResult:
         return JobResult(spec.index, spec.label, Status.SCORED, reason="its run folder was complete: reused",
                          run_dir=str(run_dir), results=earlier, fingerprint=fingerprint)
     run = evaluate(args, list(spec.tasks), spec.options, output_dir=run_dir, cache_dir=_path(spec.cache_dir),
-                   use_cache=spec.cache_dir is not None, batch_size=spec.batch_size, overwrite=True, backend=backend)
+                   use_cache=spec.cache_dir is not None, batch_size=spec.batch_size, overwrite=True, backend=backend,
+                   meta=dict(spec.meta) or None)
     return JobResult(spec.index, spec.label, Status.SCORED, run_dir=str(run.run_dir), results=run.results,
                      fingerprint=fingerprint)
 

@@ -22,10 +22,11 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 from ..errors import UserError
 from .jobs import JobResult, JobSpec, Status, died_in, run_job
+from .queue import POLL_S, JobQueue, as_queue
 
 Report = Callable[[JobResult], None]
 
@@ -57,20 +58,28 @@ class LocalExecutor:
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
 
-    def run(self, specs: list[JobSpec], report: Report) -> None:
-        pending = deque(specs)
+    def run(self, jobs: Union[JobQueue, list[JobSpec]], report: Report) -> None:
+        source = as_queue(jobs)
+        pending: deque[JobSpec] = deque()
         attempts: dict[int, int] = {}
         free = list(range(self.workers))[::-1]
         running: dict[Future, tuple[JobSpec, int]] = {}
         self._pool = self._new_pool()
-        while pending or running:
+        while True:
+            new = source.take(wait=not (pending or running))  # idle: wait for the next job
+            if new is None and not (pending or running):
+                return
+            pending.extend(new or ())
             while pending and free:
                 spec, slot = pending.popleft(), free.pop()
                 attempts[spec.index] = attempts.get(spec.index, 0) + 1
                 device = self.devices[slot]
                 job = replace(spec, model=replace(spec.model, device=device)) if device else spec
                 running[self._pool.submit(run_job, job)] = (spec, slot)
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            if not running:
+                continue
+            # an open queue may get jobs while these run: look again every POLL_S
+            finished, _ = wait(running, timeout=None if source.closed else POLL_S, return_when=FIRST_COMPLETED)
             broken = False
             for future in finished:
                 spec, slot = running.pop(future)

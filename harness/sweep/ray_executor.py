@@ -30,10 +30,11 @@ import socket
 import sys
 import tempfile
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Union
 
 from ..errors import UserError
 from .jobs import JobResult, JobSpec, Status, attempts_started, died_in, job_log, run_job
+from .queue import POLL_S, JobQueue, as_queue
 
 INSTALL = 'pip install "aimed-eval[ray]"'
 # the client's HTTP/2 connection preface and an empty SETTINGS frame: a gRPC server answers
@@ -141,14 +142,21 @@ class RayExecutor:
     def describe(self) -> str:
         return self._summary
 
-    def run(self, specs: list[JobSpec], report: Callable[[JobResult], None]) -> None:
+    def run(self, jobs: Union[JobQueue, list[JobSpec]], report: Callable[[JobResult], None]) -> None:
         ray = self._ray
         remote = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.retries,
                             retry_exceptions=False)(run_job)
-        self._refs = {remote.remote(spec): spec for spec in specs}
-        while self._refs:
-            try:
-                ready, _ = ray.wait(list(self._refs), num_returns=1)
+        source = as_queue(jobs)
+        self._refs = {}
+        while True:
+            new = source.take(wait=not self._refs)  # idle: wait for the next job
+            if new is None and not self._refs:
+                return
+            self._refs.update({remote.remote(spec): spec for spec in new or ()})
+            if not self._refs:
+                continue
+            try:  # an open queue may get jobs while these run: look again every POLL_S
+                ready, _ = ray.wait(list(self._refs), num_returns=1, timeout=None if source.closed else POLL_S)
             except Exception as exc:  # noqa: BLE001 - the cluster went away under the driver
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
                 raise UserError(f"lost the Ray cluster ({first}); rerun the sweep: what was recorded is "

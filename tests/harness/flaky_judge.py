@@ -7,7 +7,11 @@ It logs every request with its item (a hash of the prompt) and what it did with 
 a judgement delivered, 429, 500, hang), so a test can tell that the faults happened and
 whether an item was asked again after its judgement was delivered.
 
-Run as ``python flaky_judge.py PORT [--no_faults] [--log FILE]``; it
+``--hold_until FILE`` holds every answer until FILE exists (a pipeline test makes scoring
+wait for training to end, so a pipeline whose training waited for scoring would never
+finish).
+
+Run as ``python flaky_judge.py PORT [--no_faults] [--log FILE] [--hold_until FILE]``; it
 prints ``ready`` once it listens, and stops on SIGTERM.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import threading
 import time
@@ -53,9 +58,10 @@ def _field(prompt: str, label: str) -> str:
 
 
 class State:
-    def __init__(self, faults: bool, log_path: str | None):
+    def __init__(self, faults: bool, log_path: str | None, hold_until: str | None = None):
         self.faults = faults
         self.log_path = log_path
+        self.hold_until = hold_until
         self.lock = threading.Lock()
         self.seen: dict[str, int] = {}  # item -> requests so far
         self.items = 0
@@ -112,6 +118,8 @@ def make_handler(state: State):
             item = hashlib.sha256(prompt.split("\n\n上面的输出无法读取")[0].encode()).hexdigest()[:16]
             action = state.plan(item)
             state.log(item, action)
+            while state.hold_until and not os.path.exists(state.hold_until):
+                time.sleep(0.1)
             if action == "hang":
                 time.sleep(HANG_SECONDS)
                 return  # the client has given up; nothing is delivered
@@ -133,8 +141,9 @@ def main() -> None:
     ap.add_argument("port", type=int)
     ap.add_argument("--no_faults", action="store_true")
     ap.add_argument("--log", default=None)
+    ap.add_argument("--hold_until", default=None)
     ns = ap.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", ns.port), make_handler(State(not ns.no_faults, ns.log)))
+    server = ThreadingHTTPServer(("127.0.0.1", ns.port), make_handler(State(not ns.no_faults, ns.log, ns.hold_until)))
     server.daemon_threads = True
     print("ready", flush=True)
     server.serve_forever()

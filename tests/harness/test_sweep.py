@@ -17,11 +17,12 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from ray_cluster import free_port, need_ray, ray_env
+from ray_cluster import ray_cluster as start_ray_cluster
 
 CLI = [sys.executable, "-m", "aimed.harness.cli"]
 TASKS = ["--tasks", "demo", "--limit", "3"]
@@ -61,13 +62,7 @@ def _rows(db: Path) -> list[tuple]:
         con.close()
 
 
-def _env(**extra) -> dict:
-    """Ray binds 127.0.0.1 (not the machine's address), reports nothing home, stops without
-    its 30 s drain, and runs without token authentication whatever token ~/.ray holds (the
-    cluster is the test's own, on loopback)."""
-    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", "RAY_AUTH_MODE": "disabled", "AIMED_DB_WAIT_S": "10",
-            **extra}
+_env = ray_env
 
 
 # ------------------------------------------------------------------------------ local pool
@@ -224,57 +219,10 @@ def _kill_first_job(out: Path, proc: subprocess.Popen, after_s: float, deadline_
 
 
 # ------------------------------------------------------------------------------ Ray
-def _ray():
-    """ray, or a skip where it is not installed; in CI (``CI`` set) a missing ray fails."""
-    if os.environ.get("CI"):
-        import ray
-
-        return ray
-    return pytest.importorskip("ray")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """``ray start --head --block`` on 127.0.0.1, its own process group and temp folder;
-    yields the address. Stopped by signalling that group (never `ray stop`, which would stop
-    every Ray on the machine)."""
-    _ray()
-    temp = Path(tempfile.mkdtemp(prefix="aimed-ray-", dir="/tmp"))  # short: Ray's socket paths are limited
-    port = _free_port()
-    argv = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address",
-            "127.0.0.1", "--port", str(port), "--num-cpus", "2", "--include-dashboard=false",
-            "--disable-usage-stats", "--temp-dir", str(temp), "--object-store-memory", str(100 * 1024 * 1024)]
-    log = (temp / "start.log").open("w")
-    head = subprocess.Popen(argv, env=_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while True:
-            assert head.poll() is None, (temp / "start.log").read_text()
-            assert time.time() < deadline, "the Ray head did not start in 120 s"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.3)
-        yield f"127.0.0.1:{port}"
-    finally:
-        try:
-            os.killpg(head.pid, signal.SIGTERM)
-            head.wait(timeout=60)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-        try:
-            os.killpg(head.pid, signal.SIGKILL)  # whatever its children left
-        except ProcessLookupError:
-            pass
-        log.close()
-        shutil.rmtree(temp, ignore_errors=True)
+    with start_ray_cluster() as address:
+        yield address
 
 
 def test_ray_sweep_survives_a_killed_worker(ray_cluster, checkpoints, tiny_llama, tmp_path):
@@ -328,8 +276,8 @@ def test_ray_resources_no_node_has(ray_cluster, checkpoints, tmp_path):
 
 @pytest.mark.parametrize("server", ["closed", "http"])
 def test_unreachable_ray_address_is_one_fast_line(cli, checkpoints, tmp_path, server):
-    _ray()
-    port = _free_port()
+    need_ray()
+    port = free_port()
     http = None
     if server == "http":  # a port that answers, but not as a Ray head
         http = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
@@ -356,7 +304,7 @@ def test_unreachable_ray_address_is_one_fast_line(cli, checkpoints, tmp_path, se
 
 
 def test_ray_failure_reasons_are_one_line():
-    ray = _ray()
+    ray = need_ray()
     from aimed.harness.sweep.ray_executor import failure_reason
 
     oom = failure_reason(ray.exceptions.OutOfMemoryError("Task was killed due to the node running low on memory.\n"
