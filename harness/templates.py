@@ -31,6 +31,9 @@ class Template:
     reply_open: str = ""  # opens the last reply only, after assistant_open (Qwen3's empty think block)
     sep: str = ""  # between rounds
     stop: tuple[str, ...] = ()  # strings that end a reply (besides EOS)
+    # The model's own chat code encodes the prompt with its tokenizer's special tokens, which
+    # put a start before the text (FastChat: Llama's <s>; ChatGLM2's build_inputs: [gMASK] sop)
+    tokenizer_start: bool = False
 
     def render(self, history: list[tuple[str, Optional[str]]], system: Optional[str] = None) -> str:
         system = self.system if system is None else system
@@ -63,15 +66,15 @@ _CHATML = dict(system_fmt="<|im_start|>system\n{system}<|im_end|>\n",
 # The source of each format is named in tests/harness/template_cases.yaml.
 for _t in (
     Template(RAW_TEMPLATE),
-    # FastChat writes a finished reply " {content}</s>" (a space after "ASSISTANT:"): a known
-    # difference, kept for now (template_cases.yaml says why)
+    # FastChat's vicuna_v1.1: the open prompt ends "ASSISTANT:" and a finished reply is
+    # " {content}</s>", so the space before a reply belongs to the reply, as the model writes it
     Template("vicuna", system=_VICUNA_SYSTEM, system_fmt="{system} ", user_fmt="USER: {content} ",
-             assistant_open="ASSISTANT:", assistant_fmt="{content}</s>", stop=("USER:",)),
+             assistant_open="ASSISTANT:", assistant_fmt=" {content}</s>", stop=("USER:",), tokenizer_start=True),
     Template("alpaca", system=_ALPACA_SYSTEM, system_fmt="{system}\n\n",
              user_fmt="### Instruction:\n{content}\n\n", assistant_open="### Response:",
-             sep="\n\n", stop=("### Instruction:",)),
+             sep="\n\n", stop=("### Instruction:",), tokenizer_start=True),
     Template("chatglm2", user_fmt="[Round {round}]\n\n问：{content}\n\n", assistant_open="答：",
-             sep="\n\n", stop=("[Round",)),
+             sep="\n\n", stop=("[Round",), tokenizer_start=True),
     # ChatGLM3 and GLM-4: the text of their tokenizer_config.json chat_template
     Template("chatglm3", prefix="[gMASK]sop", system_fmt="<|system|>\n {system}",
              user_fmt="<|user|>\n {content}", assistant_open="<|assistant|>", assistant_fmt="\n {content}",
@@ -85,7 +88,7 @@ for _t in (
              stop=("<reserved_106>",)),
     Template("llama2-zh", system="You are a helpful assistant. 你是一个乐于助人的助手。", prefix="[INST] ",
              system_fmt="<<SYS>>\n{system}\n<</SYS>>\n\n", user_fmt="{content} [/INST]",
-             assistant_fmt=" {content}</s>", sep="<s>[INST] ", stop=("[INST]",)),
+             assistant_fmt=" {content}</s>", sep="<s>[INST] ", stop=("[INST]",), tokenizer_start=True),
     Template("llama3", prefix="<|begin_of_text|>",
              system_fmt="<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|>",
              user_fmt="<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>",
@@ -128,3 +131,20 @@ def template_stops(template_name: str) -> tuple[str, ...]:
     if template_name == TOKENIZER_TEMPLATE:
         return ()
     return TEMPLATES.get(template_name).stop
+
+
+def start_token_ids(template_name: str, tokenizer) -> list[int]:
+    """The token ids the model's own chat code puts before a prompt of this template, which a
+    prompt encoded without special tokens lacks: what ``tokenizer`` adds in front of a text
+    when it encodes with special tokens (Llama's BOS for vicuna, alpaca and llama2-zh;
+    ChatGLM2's [gMASK] sop), for templates whose model code encodes so; [] for the others
+    (their start, if any, is text in the template) and for a tokenizer that adds none."""
+    if template_name == TOKENIZER_TEMPLATE or not TEMPLATES.get(template_name).tokenizer_start:
+        return []
+    probe = "问"
+    plain = tokenizer.encode(probe, add_special_tokens=False)
+    full = tokenizer.encode(probe)
+    for k in range(len(full) - len(plain) + 1):
+        if full[k: k + len(plain)] == plain:
+            return full[:k]
+    return []

@@ -151,14 +151,25 @@ def task_segments(task_names: list[str], template_name: str, tokenizer, limit: O
 
 def encode_segments(segments: Segments, tokenizer, max_length: int) -> tuple[list[int], list[int]]:
     """(input_ids, labels): prompt tokens labelled -100; an EOS closes every trained reply.
-    Tokens are encoded without special tokens, as the harness encodes prompts."""
+    Tokens are encoded without special tokens, as the harness encodes prompts.
+
+    A segment is encoded in the context of the text before it (the tokens the whole text
+    gives past those of the text before), not alone: alone, a SentencePiece tokenizer
+    (Llama's, so vicuna's and llama2-zh's) writes its dummy "▁" before the segment, and a
+    reply " 多喝水" after "ASSISTANT:" would become "▁▁多…" where the model, continuing its
+    prompt, writes "▁多…". Encoded in context, the prompts are the tokens the harness gives
+    the rendered conversation. Where the whole text's tokens merge across a boundary, the
+    segment is encoded after a newline instead (see ``_continuation_ids``)."""
     ids: list[int] = []
     labels: list[int] = []
     eos = tokenizer.eos_token_id
+    before = ""
     for text, trained in segments:
-        part = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+        part = _continuation_ids(tokenizer, before, ids, text)
+        before += text
         if trained and eos is not None and (not part or part[-1] != eos):
             part = part + [eos]
+            before += tokenizer.eos_token  # so the next segment's context holds it too
         ids += part
         labels += part if trained else [-100] * len(part)
     if len(ids) > max_length:
@@ -168,3 +179,21 @@ def encode_segments(segments: Segments, tokenizer, max_length: int) -> tuple[lis
         drop = max(0, first - max_length // 2)
         ids, labels = ids[drop:], labels[drop:]
     return ids[:max_length], labels[:max_length]
+
+
+def _continuation_ids(tokenizer, before: str, before_ids: list[int], text: str) -> list[int]:
+    """The tokens of ``text`` after ``before`` (already encoded as ``before_ids``): in the
+    context of ``before`` where its tokens end at the boundary, else after a newline (a
+    segment's first token rarely merges with one); alone only where neither holds."""
+    if not before:  # the first prompt: encoded alone, as the harness encodes a prompt
+        return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+    def encode(s: str) -> list[int]:
+        return tokenizer(s, add_special_tokens=False)["input_ids"]
+
+    for context, context_ids in ((before, before_ids), ("\n", None)):
+        context_ids = encode(context) if context_ids is None else context_ids
+        whole = encode(context + text)
+        if whole[: len(context_ids)] == context_ids:
+            return whole[len(context_ids):]
+    return encode(text)

@@ -19,10 +19,11 @@ the scorer reads). An item::
 * ``data.options.task_dataset`` (a name or a list) picks the datasets a task scores; items
   of other datasets are left out. A selected name no item has is an error naming the
   datasets the file holds.
-* ``answer_choices`` is a list of strings or null. For NER items (``task_type: ner``) the
-  scorer needs it (only the entity types it names count), so it is kept as the item's
-  ``labels`` (never put to the model: the prompt is ``input`` alone), which
-  ``cblue_micro_f1`` reads. An NER item without choices is a bad row.
+* ``answer_choices`` is a list of strings or null. For NER items (``task_type: ner``) and
+  CHIP-CDN, CHIP-MDCFNPC and IMCS-V2-SR items the scorer needs it (only the entity types,
+  terms or attribute values it names count), so it is kept as the item's ``labels`` (never
+  put to the model: the prompt is ``input`` alone), which ``cblue_micro_f1`` reads. An NER
+  item without choices is a bad row.
 * Ids: ``sample_id``; categories: ``task_dataset`` and ``task_type``.
 """
 
@@ -39,6 +40,7 @@ from aimed.harness.taskspec import DataSpec
 from ._io import read_jsonl, samples_from_rows, text, where
 
 FIELDS = ("input", "target", "task_dataset", "sample_id")
+CHOICES_SCORED = ("CHIP-CDN", "CHIP-MDCFNPC", "IMCS-V2-SR")  # besides NER: their scoring reads answer_choices
 
 
 def selected_datasets(path: Path, data: DataSpec) -> set[str]:
@@ -97,7 +99,7 @@ def load_promptcblue(path: Path, data: DataSpec) -> Iterator[Union[Sample, BadRo
         answered[0] += bool(target.strip())
         cats = {"task_dataset": dataset, **({"task_type": task_type} if task_type else {})}
         return Sample(id=sample_id, question=question, target=target, categories=cats, where=where(path, line),
-                      labels=tuple(choices) if task_type == "ner" else ())
+                      labels=tuple(choices) if task_type == "ner" or dataset in CHOICES_SCORED else ())
 
     yield from samples_from_rows(read_jsonl(path, data, required=FIELDS), path, make)
     missing = wanted - seen

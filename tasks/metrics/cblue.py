@@ -20,9 +20,21 @@ Parsing (both the output and the target, line by line on ``\\n``; nothing else n
   ``具有{predicate}关系的头尾实体对如下：`` is removed, the rest split on ``。``; each piece
   holding ``，尾实体为`` gives ``(predicate, head, tail)``, head = the part before it without
   ``头实体为``, tail = the part after it without ``尾实体为``, both stripped.
-* Classification (``CHIP-CTC``, ``KUAKE-QIC``, ``IMCS-V2-DAC``): the label is the whole
-  output, stripped, and is not matched against the choices; an empty output counts as the
-  first label of the publisher's list, ``非上述类型``.
+* Normalisation (``CHIP-CDN``): the last line split on ``，``; the stripped, non-empty pieces
+  that are among the item's ``answer_choices`` are its terms.
+* Finding attributes (``CHIP-MDCFNPC``, ``IMCS-V2-SR``): every line after the first that
+  splits on ``：`` into exactly two parts is ``(finding stripped, attribute)``; an attribute
+  not among the item's ``answer_choices`` becomes ``不标注`` (MDCFNPC) or
+  ``无法根据上下文确定病人是否患有该症状`` (SR).
+* Events (``CHIP-CDEE``): every line after the first is one event (a blank line too, as an
+  event with every field empty); its ``；``-separated parts starting ``主体词：``,
+  ``发生状态：``, ``描述词：`` or ``解剖部位：`` give those fields (the last two split on ``，``
+  into lists), missing ones empty; events match when all four fields do.
+* Classification (``CHIP-CTC``, ``KUAKE-QIC``, ``IMCS-V2-DAC``, and with weighted F1
+  ``CHIP-STS``, ``KUAKE-IR``, ``KUAKE-QQR``, ``KUAKE-QTR``): the label is the whole output,
+  stripped, and is not matched against the choices; an empty output counts as the first
+  label of the publisher's list for the dataset (``EMPTY_LABELS``). CHIP-STS reads
+  ``相同`` as ``是的`` and ``不同`` as ``不是``.
 
 Scores (0..1):
 
@@ -35,6 +47,9 @@ Scores (0..1):
   predictions (so an off-list answer is a label of its own, with F1 0), each label's
   F1 = 2TP/(2TP+FP+FN), and the score is their unweighted mean. The item's value is
   ``(gold label, predicted label)``.
+* ``cblue_weighted_f1``: the same per-label F1s averaged with the gold counts as weights
+  (``classification_report``'s "weighted avg", which ``evaluate.py`` reports for CHIP-STS,
+  KUAKE-IR, KUAKE-QQR and KUAKE-QTR under the name ``Micro-F1``).
 
 Both are corpus scores, not means, so each item carries its sufficient statistics and the
 metric brings its own ``aggregate`` (as ``bleu4`` does): compare and gate pair items by id
@@ -44,6 +59,7 @@ gets None (the metric does not apply to it).
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Optional, Sequence
 
@@ -54,8 +70,16 @@ from .text import as_text
 
 NER_DATASETS = ("CMeEE-V2", "IMCS-V2-NER")
 SPO_DATASETS = ("CMeIE-V2", "CMeIE")
+# an attribute off the item's choices becomes this (post_generate_process.py)
+ATTRIBUTE_DEFAULTS = {"CHIP-MDCFNPC": "不标注", "IMCS-V2-SR": "无法根据上下文确定病人是否患有该症状"}
+EVENT_KEYS = ("主体词", "发生状态", "描述词", "解剖部位")
+EVENT_LISTS = ("描述词", "解剖部位")
 MACRO_DATASETS = ("CHIP-CTC", "KUAKE-QIC", "IMCS-V2-DAC")
-EMPTY_LABEL = "非上述类型"  # the first of the publisher's label lists for all three
+WEIGHTED_DATASETS = ("CHIP-STS", "KUAKE-IR", "KUAKE-QQR", "KUAKE-QTR")
+EMPTY_LABEL = "非上述类型"  # the first of the publisher's label lists for the three macro ones
+# what an empty output counts as: the first label of each list evaluate.py passes
+EMPTY_LABELS = {"CHIP-STS": "是的", "KUAKE-IR": "相关", "KUAKE-QQR": "完全一致", "KUAKE-QTR": "完全不匹配或者没有参考价值"}
+STS_SYNONYMS = {"相同": "是的", "不同": "不是"}
 
 
 def dataset_of(sample: Sample) -> str:
@@ -96,9 +120,42 @@ def parse_triples(text: str) -> set[tuple[str, str, str]]:
     return found
 
 
-def label(text: str) -> str:
-    """A classification output's label: the stripped text; empty -> 非上述类型."""
-    return as_text(text).strip() or EMPTY_LABEL
+def parse_terms(text: str, choices: Sequence[str]) -> set[str]:
+    """CHIP-CDN's normalised terms: the last line's pieces that are among the choices."""
+    pieces = (w.strip() for w in as_text(text).split("\n")[-1].split("，"))
+    return {w for w in pieces if w and w in choices}
+
+
+def parse_attributes(text: str, choices: Sequence[str], default: str) -> set[tuple[str, str]]:
+    """{(finding, attribute)} of a CHIP-MDCFNPC / IMCS-V2-SR output, by the publisher's rules."""
+    found = set()
+    for line in as_text(text).split("\n")[1:]:
+        parts = line.split("：")
+        if len(parts) == 2:
+            found.add((parts[0].strip(), parts[1] if parts[1] in choices else default))
+    return found
+
+
+def parse_events(text: str) -> set[tuple[str, ...]]:
+    """CHIP-CDEE's events, each the JSON of its four fields (the publisher compares those)."""
+    found = set()
+    for line in as_text(text).split("\n")[1:]:
+        event: dict = {k: [] if k in EVENT_LISTS else "" for k in EVENT_KEYS}
+        for part in line.split("；"):
+            for key in EVENT_KEYS:
+                if part.startswith(f"{key}："):
+                    part = part.replace(f"{key}：", "").strip()
+                    event[key] = [w.strip() for w in part.split("，") if w.strip()] if key in EVENT_LISTS else part
+        found.add(tuple(json.dumps(event[k], ensure_ascii=False) for k in sorted(EVENT_KEYS)))
+    return found
+
+
+def label(text: str, dataset: str = "") -> str:
+    """A classification output's label: the stripped text; empty -> the dataset's first label."""
+    value = as_text(text).strip()
+    if dataset == "CHIP-STS":
+        value = STS_SYNONYMS.get(value, value)
+    return value or EMPTY_LABELS.get(dataset, EMPTY_LABEL)
 
 
 def extraction_stats(sample: Sample, prediction) -> Optional[tuple[int, int, int]]:
@@ -108,6 +165,14 @@ def extraction_stats(sample: Sample, prediction) -> Optional[tuple[int, int, int
         pred, gold = parse_entities(prediction, types), parse_entities(sample.target, types)
     elif dataset in SPO_DATASETS:
         pred, gold = parse_triples(prediction), parse_triples(sample.target)
+    elif dataset == "CHIP-CDN":
+        pred, gold = parse_terms(prediction, sample.labels), parse_terms(sample.target, sample.labels)
+    elif dataset in ATTRIBUTE_DEFAULTS:
+        default = ATTRIBUTE_DEFAULTS[dataset]
+        pred = parse_attributes(prediction, sample.labels, default)
+        gold = parse_attributes(sample.target, sample.labels, default)
+    elif dataset == "CHIP-CDEE":
+        pred, gold = parse_events(prediction), parse_events(sample.target)
     else:
         return None
     return len(pred & gold), len(pred), len(gold)
@@ -125,15 +190,21 @@ def micro_f1(stats: Sequence[Sequence[int]]) -> float:
 
 
 def label_pair(sample: Sample, prediction) -> Optional[tuple[str, str]]:
-    if dataset_of(sample) not in MACRO_DATASETS:
+    dataset = dataset_of(sample)
+    if dataset not in MACRO_DATASETS:
         return None
-    return label(sample.target), label(prediction)
+    return label(sample.target, dataset), label(prediction, dataset)
 
 
-def macro_f1(pairs: Sequence[Sequence[str]]) -> float:
-    """Unweighted mean over labels (gold or predicted) of per-label F1 = 2TP/(2TP+FP+FN)."""
-    if not pairs:
-        return float("nan")
+def weighted_label_pair(sample: Sample, prediction) -> Optional[tuple[str, str]]:
+    dataset = dataset_of(sample)
+    if dataset not in WEIGHTED_DATASETS:
+        return None
+    return label(sample.target, dataset), label(prediction, dataset)
+
+
+def _label_f1s(pairs: Sequence[Sequence[str]]) -> tuple[dict[str, float], Counter]:
+    """Per-label F1 = 2TP/(2TP+FP+FN) over the labels seen (gold or predicted), and the gold counts."""
     tp: Counter = Counter()
     fp: Counter = Counter()
     fn: Counter = Counter()
@@ -144,16 +215,37 @@ def macro_f1(pairs: Sequence[Sequence[str]]) -> float:
             fp[pred] += 1
             fn[gold] += 1
     labels = set(tp) | set(fp) | set(fn)
-    return sum(2 * tp[x] / (2 * tp[x] + fp[x] + fn[x]) for x in labels) / len(labels)
+    return {x: 2 * tp[x] / (2 * tp[x] + fp[x] + fn[x]) for x in labels}, Counter(gold for gold, _ in pairs)
+
+
+def macro_f1(pairs: Sequence[Sequence[str]]) -> float:
+    """Unweighted mean over labels (gold or predicted) of per-label F1."""
+    if not pairs:
+        return float("nan")
+    f1s, _ = _label_f1s(pairs)
+    return sum(f1s.values()) / len(f1s)
+
+
+def weighted_f1(pairs: Sequence[Sequence[str]]) -> float:
+    """Mean of per-label F1 weighted by each label's gold count."""
+    if not pairs:
+        return float("nan")
+    f1s, support = _label_f1s(pairs)
+    return sum(f1s[x] * n for x, n in support.items()) / len(pairs)
 
 
 register_metric(Metric(
     "cblue_micro_f1", extraction_stats, higher_is_better=True, aggregate=micro_f1, kinds=("generation",),
-    description="PromptCBLUE NER / relation extraction: strict micro-F1 of the entities or triples "
+    description="PromptCBLUE NER / relation, event, attribute extraction, normalisation: strict micro-F1 of the entities or triples "
     "parsed from the output by the publisher's rules (every field must match), 0..1; stderr by bootstrap",
 ))
 register_metric(Metric(
     "cblue_macro_f1", label_pair, higher_is_better=True, aggregate=macro_f1, kinds=("generation",),
     description="PromptCBLUE classification (CHIP-CTC, KUAKE-QIC, IMCS-V2-DAC): macro-F1 over the labels "
     "seen (the stripped output is the label; empty = 非上述类型), 0..1; stderr by bootstrap",
+))
+register_metric(Metric(
+    "cblue_weighted_f1", weighted_label_pair, higher_is_better=True, aggregate=weighted_f1, kinds=("generation",),
+    description="PromptCBLUE CHIP-STS, KUAKE-IR, KUAKE-QQR, KUAKE-QTR: per-label F1 averaged with gold counts as "
+    "weights (the publisher's 'weighted avg'; empty output = the dataset's first label), 0..1; stderr by bootstrap",
 ))

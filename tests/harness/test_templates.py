@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from aimed.harness.errors import UserError
-from aimed.harness.templates import RAW_TEMPLATE, TEMPLATES, render_prompt
+from aimed.harness.templates import RAW_TEMPLATE, TEMPLATES, render_prompt, start_token_ids
 
 TABLE = yaml.safe_load(Path(__file__).with_name("template_cases.yaml").read_text(encoding="utf-8"))
 SYSTEM = TABLE["conversation"]["system"]
@@ -44,6 +44,47 @@ def _render_jinja(source: str, bos_token: str) -> str:
         if assistant is not None:
             messages.append({"role": "assistant", "content": assistant})
     return env.from_string(source).render(messages=messages, add_generation_prompt=True, bos_token=bos_token)
+
+
+def _stand_in_tokenizer(kind: str):
+    """A tokenizer that starts an encoding as the model's does: ``llama`` (Llama-2's
+    tokenizer.json: "▁" for spaces plus one before the text, a post-processor writing <s>
+    first) or ``chatglm2`` (its build_inputs_with_special_tokens writes [gMASK] sop first)."""
+    from tokenizers import Tokenizer, models, normalizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    start = {"llama": ["<s>"], "chatglm2": ["[gMASK]", "sop"]}[kind]
+    special = ["<unk>", "<s>", "</s>", "[gMASK]", "sop"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.train_from_iterator([SYSTEM, *[t for turn in TURNS for t in turn if t]] * 5,
+                            trainers.BpeTrainer(vocab_size=200, special_tokens=special, show_progress=False))
+    tok.post_processor = processors.TemplateProcessing(
+        single=" ".join(start + ["$A"]), special_tokens=[(t, special.index(t)) for t in start])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_prompt_starts_as_the_models_own_code_starts_it(name):
+    """The tokens the model's own code puts before the prompt (FastChat's tokenizer(prompt),
+    ChatGLM2's build_inputs), which the harness's encoding without special tokens lacks."""
+    case = CASES[name]
+    tok = _stand_in_tokenizer(case["start_tokenizer"])
+    start = start_token_ids(name, tok)
+    assert tok.convert_ids_to_tokens(start) == case["start"]
+    (*history, (question, _)) = TURNS
+    prompt = render_prompt(name, question, history=history, system=SYSTEM)
+    plain = tok.encode(prompt, add_special_tokens=False)
+    if case["start"]:  # with its start, the ids are the model's own encoding of the prompt
+        assert start + plain == tok.encode(prompt)
+
+
+def test_a_tokenizer_with_no_start_adds_none(tiny_qwen2):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_qwen2)
+    assert tok.encode("问") == tok.encode("问", add_special_tokens=False)
+    assert start_token_ids("vicuna", tok) == [] and start_token_ids("chatglm2", tok) == []
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -25,7 +25,11 @@ PROMPTCBLUE = FIXTURES / "promptcblue" / "dev.json"
 HUATUO = FIXTURES / "huatuo26m" / "test_datasets.jsonl"
 CMTMEDQA = FIXTURES / "cmtmedqa" / "CMtMedQA_test.json"
 CMBCLIN = FIXTURES / "cmbclin" / "CMB-test-qa.json"
-PROMPTCBLUE_TASKS = ["promptcblue_cmeee", "promptcblue_cmeie", "promptcblue_ctc", "promptcblue_qic"]
+PROMPTCBLUE_MORE = FIXTURES / "promptcblue" / "dev_more.json"  # the other ten datasets (test_promptcblue_datasets.py)
+PROMPTCBLUE_TASKS = ["promptcblue_cmeee", "promptcblue_cmeie", "promptcblue_cdn", "promptcblue_cdee",
+                     "promptcblue_mdcfnpc", "promptcblue_imcs_ner", "promptcblue_imcs_sr", "promptcblue_imcs_dac",
+                     "promptcblue_ctc", "promptcblue_sts", "promptcblue_ir", "promptcblue_qic", "promptcblue_qqr",
+                     "promptcblue_qtr"]
 OPEN_TASKS = ["huatuo26m", "cmtmedqa", "cmbclin"]
 
 
@@ -49,7 +53,7 @@ def write_lines(path: Path, rows: list[dict]) -> Path:
 
 def test_loaders_and_metrics_registered():
     assert {"promptcblue", "huatuo26m", "cmtmedqa", "cmbclin"} <= set(plugins.LOADERS.names())
-    for name in ("cblue_micro_f1", "cblue_macro_f1"):
+    for name in ("cblue_micro_f1", "cblue_macro_f1", "cblue_weighted_f1"):
         m = METRICS.get(name)
         assert m.higher_is_better and m.kinds == ("generation",) and m.description
         assert m.aggregate is not None and m.aggregate.__module__ == "aimed.tasks.metrics.cblue"
@@ -246,7 +250,7 @@ def test_cmbclin_problems(tmp_path):
 
 def test_specs_and_groups():
     assert group_members("promptcblue") == PROMPTCBLUE_TASKS
-    assert group_members("medqa_full")[-7:] == PROMPTCBLUE_TASKS + OPEN_TASKS
+    assert group_members("medqa_full")[-len(PROMPTCBLUE_TASKS + OPEN_TASKS):] == PROMPTCBLUE_TASKS + OPEN_TASKS
     tasks = {t.name: t for t in resolve_tasks("promptcblue," + ",".join(OPEN_TASKS))}
     expect = {"promptcblue_cmeee": "CMeEE-V2", "promptcblue_cmeie": ["CMeIE", "CMeIE-V2"],
               "promptcblue_ctc": "CHIP-CTC", "promptcblue_qic": "KUAKE-QIC"}
@@ -271,18 +275,21 @@ def test_every_new_spec_runs_on_the_fixtures(tiny_llama, cli, tmp_path, monkeypa
                       (CMTMEDQA, "cmtmedqa/CMtMedQA_test.json"), (CMBCLIN, "cmb/CMB-test-qa/CMB-test-qa.json")):
         (data / dest).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, data / dest)
+    with (data / "promptcblue/dev.json").open("a", encoding="utf-8") as dev:  # one file, every dataset, as shipped
+        dev.write(PROMPTCBLUE_MORE.read_text(encoding="utf-8"))
     monkeypatch.setenv("AIMED_DATA", str(data))
     out = tmp_path / "r"
     code, _, err = cli("run", "--model", tiny_llama, "--tasks", "promptcblue," + ",".join(OPEN_TASKS),
                        "--limit", "3", "--output_dir", out, "--no_cache", "--no_index", "--quiet", "--skip_bad_rows")
     assert code == 0, err
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    counts = {"promptcblue_cmeee": 2, "promptcblue_cmeie": 2, "promptcblue_ctc": 2, "promptcblue_qic": 3,
-              "huatuo26m": 3, "cmtmedqa": 3, "cmbclin": 3}
+    counts = {"promptcblue_cmeee": 2, "promptcblue_cmeie": 2, "promptcblue_cdn": 2, "promptcblue_cdee": 1,
+              "promptcblue_mdcfnpc": 1, "promptcblue_imcs_ner": 2, "promptcblue_imcs_sr": 1, "promptcblue_imcs_dac": 2,
+              "promptcblue_ctc": 2, "promptcblue_sts": 3, "promptcblue_ir": 2, "promptcblue_qic": 3,
+              "promptcblue_qqr": 2, "promptcblue_qtr": 2, "huatuo26m": 3, "cmtmedqa": 3, "cmbclin": 3}
     for name, n in counts.items():
         assert results["n-samples"][name]["effective"] == n, name
-        metric = {"promptcblue_cmeee": "cblue_micro_f1", "promptcblue_cmeie": "cblue_micro_f1"}.get(
-            name, "cblue_macro_f1" if name.startswith("promptcblue") else "rougeL")
+        metric = "rougeL" if not name.startswith("promptcblue") else resolve_tasks(name)[0].spec.metrics[0]
         assert 0.0 <= results["results"][name][f"{metric},none"] <= 1.0, name
     records = [json.loads(x) for x in (out / "samples_promptcblue_cmeie.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["doc"]["id"] for r in records] == ["dev-4416", "dev-67405"]

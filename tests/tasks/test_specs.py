@@ -13,7 +13,7 @@ from aimed.harness.taskspec import GroupSpec, TaskSpec, parse_spec
 CMMLU = ["anatomy", "clinical_knowledge", "college_medical_statistics", "college_medicine", "genetics",
          "nutrition", "professional_medicine", "traditional_chinese_medicine", "virology"]
 METRICS = {"acc", "set_f1", "rouge1", "rouge2", "rougeL", "bleu4", "char_f1", "keyword_f1",
-           "cblue_micro_f1", "cblue_macro_f1"}
+           "cblue_micro_f1", "cblue_macro_f1", "cblue_weighted_f1"}
 
 
 def test_every_builtin_spec_parses():

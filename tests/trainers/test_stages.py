@@ -24,8 +24,10 @@ def test_pt_full_finetuning_lowers_the_loss(tiny_llama, tmp_path):
 
 def test_sft_lora_learns_the_responses_only(tiny_llama, tmp_path):
     data = write_jsonl(tmp_path / "sft.jsonl", SFT)
-    # vicuna (the default template) has a long English system prompt: room for it
-    result = train("sft", tiny_llama, tmp_path / "sft", train_files=[str(data)], learning_rate=2e-2, max_length=256,
+    # vicuna (the default template) has a long English system prompt: room for it. At 2e-2 the
+    # loss swings (7.07 -> 6.63 -> 7.28 ...) and whether 10 steps end low depends on the
+    # replies' first token; at 1e-2 it falls steadily (7.07 -> 6.06, token accuracy 0 -> 0.93)
+    result = train("sft", tiny_llama, tmp_path / "sft", train_files=[str(data)], learning_rate=1e-2, max_length=256,
                    max_steps=10)
     m = result.train_metrics
     print("sft loss", m["first_loss"], "->", m["last_loss"], "token accuracy", m["first_mean_token_accuracy"], "->",
