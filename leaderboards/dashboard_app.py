@@ -13,6 +13,7 @@ import sys
 
 import streamlit as st
 
+from aimed.harness.index import where
 from aimed.leaderboards.dashboard import (compare_view, data, drilldown_view, leaderboard_view,
                                           progression_view, samples_view)
 
@@ -26,11 +27,12 @@ if problem:
     st.error(problem)
     st.stop()
 db = str(db_path)
+shown = where(db_path)  # a PostgreSQL URL without its password: the page never shows it
 version = data.index_version(db_path)
 
 everything = data.leaderboard(db, version)
 if not everything["rows"]:
-    st.info(f"No runs in {db} yet: `aimed-eval run` records each run it writes, "
+    st.info(f"No runs in {shown} yet: `aimed-eval run` records each run it writes, "
             "`aimed-eval import RUN_DIR...` records existing ones.")
     st.stop()
 
@@ -43,7 +45,7 @@ with st.sidebar:
     pick_bases = tuple(st.multiselect("base model", bases, key="f_base", placeholder="all"))
     pick_stages = tuple(st.multiselect("stage", stages, key="f_stage", placeholder="all"))
     pick_tasks = tuple(st.multiselect("tasks", everything["tasks"], key="f_tasks", placeholder="all"))
-    st.caption(f"index: {db}")
+    st.caption(f"index: {shown}")
 
 board = (everything if not (pick_bases or pick_stages or pick_tasks)
          else data.leaderboard(db, version, pick_bases, pick_stages, pick_tasks))

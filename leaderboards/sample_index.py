@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from aimed.harness.index import connect, record_run
+from aimed.harness.index_pg import is_pg_url
 from aimed.harness.results import group_blocks_for
 
 BASE_MODELS = {"llama2-zh-7b": 0.34, "baichuan2-7b": 0.40, "qwen2-7b": 0.50, "chatglm3-6b": 0.42}
@@ -223,12 +224,15 @@ def _categories(lines: list[dict], metrics: list[str]) -> dict:
     return out
 
 
-def build(db_path, out_root, n_runs: int = 500, n_tasks: int = 10, seed: int = 0, n_items: int = 20) -> Path:
+def build(db_path, out_root, n_runs: int = 500, n_tasks: int = 10, seed: int = 0, n_items: int = 20):
     """Write ``n_runs`` run folders under ``out_root`` and record them into a fresh index at
-    ``db_path`` (an existing file there is replaced); returns ``db_path``."""
-    db_path, out_root = Path(db_path), Path(out_root)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    ``db_path`` (an existing file there is replaced; a PostgreSQL URL is recorded into as it
+    is: give a new database); returns ``db_path`` (a Path, or the URL)."""
+    if not is_pg_url(db_path):
+        db_path = Path(db_path)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     tasks = task_list(n_tasks)

@@ -30,12 +30,6 @@ def _date(ts: float) -> str:
     return date_text(ts, "—")
 
 
-def _cell(board: Leaderboard, row: Row, task: str) -> str:
-    value, _, metric = row.scores.get(task, (None, None, board.metrics[task]))
-    # another metric than the column's: say which, so nobody compares chrf with rougeL
-    return _num(value) + ("" if metric == board.metrics[task] else f" ({metric})")
-
-
 def shown_columns(board: Leaderboard, every: bool = False) -> list[str]:
     """The task columns a table shows: with a suite (``board.headline``), its direct members
     and the suite itself (so the ``medqa`` table fits a terminal: the CMMLU subjects sit in
@@ -56,10 +50,26 @@ def _header(board: Leaderboard, columns: list[str]) -> list[str]:
     return names + [headline_name(board)]
 
 
+def _cells(board: Leaderboard, row: Row, columns: list[str]) -> list[str]:
+    """``_cell`` of each column, in one loop (the table's hot path: ~10^5 cells)."""
+    scores, metrics, out = row.scores, board.metrics, []
+    for task in columns:
+        got = scores.get(task)
+        if got is None:
+            out.append("—")
+            continue
+        value, _, metric = got
+        text = "—" if value is None else f"{value:.4f}"
+        # another metric than the column's: say which, so nobody compares chrf with rougeL
+        out.append(text if metric == metrics[task] else f"{text} ({metric})")
+    return out
+
+
 def _align(lines: list[list[str]], right_from: int) -> list[str]:
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return ["  ".join(c.rjust(w) if i >= right_from else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths)))
-            .rstrip() for line in lines]
+    widths = [max(map(len, column)) for column in zip(*lines)]
+    left, right = widths[:right_from], widths[right_from:]
+    return ["  ".join([*map(str.ljust, line[:right_from], left), *map(str.rjust, line[right_from:], right)]).rstrip()
+            for line in lines]
 
 
 def _extra_metrics(board: Leaderboard, columns: list[str], scores: dict) -> list[tuple[str, str]]:
@@ -90,7 +100,7 @@ def render_table(board: Leaderboard, all_scores: Optional[dict] = None) -> str:
         lines = [names, metrics]
         for r in rows:
             more = [_num((all_scores or {}).get(r.run_id, {}).get(t, {}).get(m)) for t, m in extra]
-            lines.append([r.stage, r.checkpoint, _step(r), *(_cell(board, r, t) for t in columns), *more,
+            lines.append([r.stage, r.checkpoint, _step(r), *_cells(board, r, columns), *more,
                           _num(r.average), BEST if r.best_in_stage else "", _date(r.date)])
         aligned = _align(lines, right_from=2)
         width = max(len(a) for a in aligned)
@@ -114,7 +124,7 @@ def render_markdown(board: Leaderboard, all_scores: Optional[dict] = None) -> st
     for r in board.rows:
         best = f"**{_num(r.average)}** {BEST}" if r.best_in_stage else _num(r.average)
         cells = [r.base_model, r.stage, r.checkpoint.replace("|", "\\|"), _step(r),
-                 *(_cell(board, r, t) for t in columns), best, _date(r.date)]
+                 *_cells(board, r, columns), best, _date(r.date)]
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
     out.append(f"{BEST} best {headline_name(board)} of its base model and stage.")

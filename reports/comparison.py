@@ -43,8 +43,8 @@ def parent_run(db: sqlite3.Connection, parent: Optional[str]) -> Optional[dict]:
         return None
     cursor = db.execute("SELECT run_id, run_dir, model, fingerprint, date FROM runs ORDER BY date DESC")
     names = [d[0] for d in cursor.description]
-    for values in cursor:
-        run = dict(zip(names, values))
+    for values in cursor:  # PostgreSQL's rows are dicts already (iterating one gives its names)
+        run = dict(values) if isinstance(values, dict) else dict(zip(names, values))
         if _same_checkpoint(str(parent), run):
             return run
     return None

@@ -2,7 +2,10 @@
 in a temporary folder, password authentication on 127.0.0.1 and a port of its own,
 stopped (``pg_ctl stop``) when the tests end. As root, the server runs as the
 ``postgres`` user (initdb refuses root). ``AIMED_TEST_PG_URL`` names a server that is
-already running instead (a CI service, a developer's own)."""
+already running instead (a CI service, a developer's own).
+
+Also the helpers of the tests that run on both backends (tests/conftest.py's ``index_db``):
+``copy_index`` and ``rows_of``."""
 
 from __future__ import annotations
 
@@ -110,3 +113,33 @@ def start():
             if attempt == 2:
                 raise
             time.sleep(0.5)
+
+
+# ---- helpers of the tests on both backends ----------------------------------------------
+
+def copy_index(src, dst) -> str:
+    """Every row of the index ``src`` written into the new index ``dst`` (either backend):
+    the same runs to read on the other backend without scoring them again."""
+    from aimed.harness.index import TABLES, begin_write, connect
+
+    source, target = connect(src, readonly=True), connect(dst)
+    try:
+        begin_write(target)
+        for table in TABLES:
+            cursor = source.execute(f"SELECT * FROM {table}")
+            rows = [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cursor.fetchall()]
+            names = [d[0] for d in cursor.description]
+            target.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                               rows)
+        target.execute("COMMIT")
+        if hasattr(target, "refresh_statistics"):
+            target.refresh_statistics()
+    finally:
+        source.close()
+        target.close()
+    return str(dst)
+
+
+def rows_of(cursor) -> list[tuple]:
+    """A query's rows as tuples of values on both backends (PostgreSQL's rows are dicts)."""
+    return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in cursor]

@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import flag_types
 from ..errors import UserError
 from ..help_text import user_help
-from ..index import DB_ENV, DB_NAME, connect, default_db, index_fault, record_run
+from ..index import DB_ENV, DB_NAME, connect, default_db, index_fault, record_run, where
 from ..index_lookup import remember_index
 from ..lm_eval_results import LM_EVAL_GLOB, is_lm_eval_results, record_lm_eval
 from .run_cmd import parse_meta
@@ -99,5 +99,5 @@ def run(ns: argparse.Namespace) -> int:
     finally:
         db.close()
     remember_index(db_path)  # leaderboard, report and dashboard find it without --db
-    print(f"{len(loaded)} run(s) recorded in {db_path}")
+    print(f"{len(loaded)} run(s) recorded in {where(db_path)}")
     return 0

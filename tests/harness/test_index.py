@@ -1,5 +1,5 @@
-"""The results index: concurrent writers, whole-run transactions, idempotent re-records,
-and files that are not an index."""
+"""The results index: concurrent writers, whole-run transactions, idempotent re-records
+(each on an SQLite file and on PostgreSQL: ``index_db``), and files that are not an index."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from aimed.harness.errors import UserError
 from aimed.harness.index import connect, record_run, record_run_dir
+from pg_server import rows_of
 
 WRITERS = 4
 RUNS_EACH = 40
@@ -53,13 +54,13 @@ def _writer(db_path: str, worker: int, start) -> None:
             db.close()
 
 
-def test_four_concurrent_writers_lose_no_row_and_corrupt_nothing(tmp_path):
+def test_four_concurrent_writers_lose_no_row_and_corrupt_nothing(index_db):
     from pathlib import Path
 
-    db_path = tmp_path / "idx.sqlite"
     ctx = mp.get_context("spawn")
     start = ctx.Event()
-    procs = [ctx.Process(target=_writer, args=(str(db_path), w, start)) for w in range(WRITERS)]
+    connect(index_db).close()  # created before the race (creating it is raced in test_index_postgres)
+    procs = [ctx.Process(target=_writer, args=(index_db, w, start)) for w in range(WRITERS)]
     for p in procs:
         p.start()
     start.set()
@@ -68,8 +69,9 @@ def test_four_concurrent_writers_lose_no_row_and_corrupt_nothing(tmp_path):
     assert [p.exitcode for p in procs] == [0] * WRITERS
 
     n = WRITERS * RUNS_EACH
-    db = sqlite3.connect(db_path)
-    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db = connect(index_db, readonly=True)
+    if not index_db.startswith("postgresql"):
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == n
     assert db.execute("SELECT count(DISTINCT run_id) FROM runs").fetchone()[0] == n
     # per run: 5 task metrics + the group's score; 3 tasks + 1 group in task_meta; 3 categories
@@ -79,17 +81,27 @@ def test_four_concurrent_writers_lose_no_row_and_corrupt_nothing(tmp_path):
     # every value arrived as written
     for k in (0, 37, n - 1):
         acc = (k % 17) / 17
-        got = dict(db.execute("SELECT metric, value FROM scores WHERE run_id=? AND task='t_mcq'", (f"run{k}",)))
+        got = dict(rows_of(db.execute("SELECT metric, value FROM scores WHERE run_id=? AND task='t_mcq'",
+                                      (f"run{k}",))))
         assert got == {"acc": pytest.approx(acc), "set_f1": 0.5}
-        row = db.execute("SELECT base_model, stage, step, run_dir, checkpoint FROM runs WHERE run_id=?",
-                         (f"run{k}",)).fetchone()
+        (row,) = rows_of(db.execute("SELECT base_model, stage, step, run_dir, checkpoint FROM runs WHERE run_id=?",
+                                    (f"run{k}",)))
         assert row == (f"base{k % 3}", "sft", k, str(Path(f"/runs/{k}").resolve()), f"m{k}")
     assert db.execute("SELECT stderr FROM scores WHERE run_id='run0' AND metric='set_f1'").fetchone()[0] is None
     assert db.execute("SELECT n FROM scores WHERE run_id='run0' AND metric='set_f1'").fetchone()[0] == 4
+    db.close()
 
 
-def test_rerecording_a_run_replaces_it_and_a_failed_record_leaves_nothing(tmp_path):
-    db = connect(tmp_path / "idx.sqlite")
+def _in_transaction(db) -> bool:
+    if isinstance(db, sqlite3.Connection):
+        return db.in_transaction
+    from psycopg.pq import TransactionStatus
+
+    return db.conn.info.transaction_status != TransactionStatus.IDLE
+
+
+def test_rerecording_a_run_replaces_it_and_a_failed_record_leaves_nothing(index_db, tmp_path):
+    db = connect(index_db)
     record_run(db, tmp_path / "r", fake_results("r1", 3))
     record_run(db, tmp_path / "r", fake_results("r1", 5))  # same run id: replaced, not doubled
     assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
@@ -99,13 +111,23 @@ def test_rerecording_a_run_replaces_it_and_a_failed_record_leaves_nothing(tmp_pa
 
     bad = fake_results("r2", 7)
     bad["aimed"]["categories"]["t_mcq"]["dept"]["内科"]["n"] = object()  # not storable: the insert fails
-    with pytest.raises(sqlite3.Error):
+    if isinstance(db, sqlite3.Connection):
+        error = sqlite3.Error
+    else:
+        import psycopg
+
+        error = psycopg.Error
+    with pytest.raises(error):
         record_run(db, tmp_path / "r2", bad)
+    assert not _in_transaction(db)
     assert db.execute("SELECT count(*) FROM runs WHERE run_id='r2'").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM scores WHERE run_id='r2'").fetchone()[0] == 0
-    assert not db.in_transaction
+    assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1  # r1 untouched
+    db.close()
 
 
+# SQLite only: a text file, a foreign SQLite file, a missing file and a folder given as the
+# index are about files (PostgreSQL's newer and foreign databases: test_index_postgres).
 def test_files_that_are_not_an_index_are_refused(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("hello, not sqlite " * 100)

@@ -5,6 +5,7 @@ tasks whose data is missing and where it looked."""
 
 import argparse
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +66,40 @@ def test_run_elsewhere_then_leaderboard_report_and_dashboard_without_db(here, cl
     # --db is used as given, silently
     code, board, err = cli("leaderboard", "--db", db)
     assert code == 0 and err == ""
+
+
+def test_aimed_db_names_the_index_on_both_backends(here, cli, index_db, monkeypatch, tmp_path, capsys):
+    """``AIMED_DB`` (a file, or a PostgreSQL URL) is the index ``import``, ``leaderboard``,
+    ``report`` and ``dashboard`` use, silently; a URL is never noted as the last index (it
+    may hold a password), so a folder's own index still wins once AIMED_DB is unset."""
+    import json
+
+    from aimed.harness import index_lookup
+    from aimed.leaderboards import sample_index
+
+    source = sample_index.build(tmp_path / "source.sqlite", tmp_path / "runs", n_runs=6, n_tasks=3, n_items=4)
+    monkeypatch.setenv("AIMED_DB", index_db)
+    code, imported, err = cli("import", tmp_path / "runs")
+    assert code == 0 and "6 run(s) recorded in" in imported, err
+    code, board, err = cli("leaderboard", "--format", "json")
+    assert code == 0 and err == "", err
+    rows = json.loads(board)["rows"]
+    code, expected, _ = cli("leaderboard", "--db", source, "--format", "json")
+    assert rows == json.loads(expected)["rows"] and len(rows) == 6
+    code, out, err = cli("report", "--format", "markdown", "--out", "r.md")
+    assert code == 0 and err == "" and rows[0]["run_id"] in (here / "r.md").read_text(encoding="utf-8")
+    assert str(dashboard_cmd.check(argparse.Namespace(db=None, port=8501))) == index_db
+    assert capsys.readouterr().err == ""
+    noted = index_lookup.last_index()
+    if index_db.startswith("postgresql"):
+        import pg_server
+
+        assert noted is None  # nothing noted: the URL holds a password
+        assert pg_server.PASSWORD not in "".join(p.read_text(errors="replace") for p in (tmp_path / "cache").rglob("*")
+                                                 if p.is_file())
+        assert pg_server.PASSWORD not in imported and "recorded in postgresql://" in imported
+    else:
+        assert noted == Path(index_db).resolve()
 
 
 def test_tasks_names_the_missing_and_where_it_looked(cli, tmp_path, monkeypatch):

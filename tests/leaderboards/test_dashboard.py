@@ -2,7 +2,12 @@
 synthetic index (``sample_index.build``, real run folders and samples files), checked
 against the queries and the comparison they show; ``aimed-eval dashboard``'s bad input;
 and the real thing: the command started as a server, opened in headless Chromium, the
-leaderboard rows found in the page and a screenshot saved to test-artifacts/."""
+leaderboard rows found in the page and a screenshot saved to test-artifacts/.
+
+The views and the browser run on both backends (``[sqlite]``, ``[postgresql]``): the sample
+index is recorded into an SQLite file and into a PostgreSQL database, whose URL reaches the
+dashboard in ``AIMED_DB`` only (never argv, where ``ps`` shows it), and its password is
+never on the page."""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from streamlit.testing.v1 import AppTest
 from aimed.harness.compare import compare_runs
 from aimed.leaderboards import query, sample_index
 from aimed.leaderboards.dashboard import samples
+from pg_server import PASSWORD, copy_index
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "leaderboards" / "dashboard_app.py"
@@ -30,9 +36,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory) -> Path:
+def index(tmp_path_factory, index_backend, new_index) -> str:
+    """The sample index on this module's backend: an SQLite file, or a PostgreSQL URL."""
     root = tmp_path_factory.mktemp("dashboard")
-    return Path(sample_index.build(root / "index.sqlite", root / "runs", n_runs=16, n_tasks=4, seed=3))
+    return str(sample_index.build(new_index(index_backend), root / "runs", n_runs=16, n_tasks=4, seed=3))
 
 
 @pytest.fixture
@@ -46,6 +53,9 @@ def app(index, monkeypatch):
             at.query_params["view"] = view
         at.run()
         assert not at.exception, at.exception
+        shown = [e.value for kind in ("caption", "markdown", "info", "error", "html") for e in at.get(kind)]
+        assert not [t for t in shown if PASSWORD in t]  # the sidebar names the index, without the password
+        assert f"index: {index.replace(f':{PASSWORD}@', ':***@')}" in shown
         return at
 
     return start
@@ -299,19 +309,31 @@ def test_progression_chart_plots_each_base_model_stage_after_stage(app, index):
     assert stages == sorted(stages, key=["base", "pt", "sft", "rm", "ppo", "dpo"].index)
 
 
-def test_a_missing_index_is_one_error_on_the_page(monkeypatch, tmp_path):
-    monkeypatch.setenv("AIMED_DB", str(tmp_path / "none.sqlite"))
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_missing_index_is_one_error_on_the_page(backend, monkeypatch, tmp_path, request):
+    if backend == "sqlite":
+        missing, named = str(tmp_path / "none.sqlite"), "none.sqlite"
+    else:  # a database the server does not have
+        missing = request.getfixturevalue("pg_server").url("aimed_none")
+        named = missing.replace(f":{PASSWORD}@", ":***@")
+    monkeypatch.setenv("AIMED_DB", missing)
     at = AppTest.from_file(str(APP), default_timeout=60).run()
-    assert not at.exception and len(at.error) == 1 and "none.sqlite" in at.error[0].value
+    assert not at.exception and len(at.error) == 1 and named in at.error[0].value
+    assert PASSWORD not in at.error[0].value
 
 
-def test_an_empty_index_says_how_to_fill_it(monkeypatch, tmp_path):
+def test_an_empty_index_says_how_to_fill_it(index_db, monkeypatch):
     from aimed.harness.index import connect
 
-    connect(tmp_path / "empty.sqlite").close()
-    monkeypatch.setenv("AIMED_DB", str(tmp_path / "empty.sqlite"))
+    connect(index_db).close()
+    monkeypatch.setenv("AIMED_DB", index_db)
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception and "aimed-eval import" in at.info[0].value
+    assert PASSWORD not in at.info[0].value
+
+
+# SQLite only: a missing file and a file that is not a database (PostgreSQL's bad URLs, down
+# servers and foreign databases: test_index_postgres).
 
 
 def test_command_refuses_bad_input_before_starting(cli, tmp_path, monkeypatch):
@@ -388,13 +410,21 @@ def test_dashboard_in_headless_chromium(index):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     exe = Path(sys.executable).with_name("aimed-eval")
-    proc = subprocess.Popen([str(exe), "dashboard", "--db", str(index), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    test = "test_dashboard_in_headless_chromium"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("AIMED_DB", None)
+    pg = index.startswith("postgresql")
+    if pg:  # the URL in the environment, never on a command line
+        argv, env["AIMED_DB"] = [str(exe), "dashboard", "--port", str(port)], index
+    else:
+        argv = [str(exe), "dashboard", "--db", index, "--port", str(port)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    test = "test_dashboard_in_headless_chromium" + ("_postgresql" if pg else "")
     width = 1400
     try:
         wait_healthy(proc, url)
+        if pg:  # the server's command line (what ps shows) holds no password
+            cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
+            assert "streamlit" in cmdline and PASSWORD not in cmdline and "postgresql" not in cmdline
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
             try:
@@ -406,6 +436,9 @@ def test_dashboard_in_headless_chromium(index):
                 text = page.locator('table[data-table="leaderboard"]').inner_text()
                 assert rows[0].checkpoint in text
                 assert page.get_by_text(rows[0].base_model).first.is_visible()
+                assert PASSWORD not in page.content()
+                if pg:  # the sidebar names the PostgreSQL index, without its password
+                    assert page.get_by_text(f"index: {index.replace(f':{PASSWORD}@', ':***@')}").is_visible()
                 # the run-id column is inside the table's container, whole (it wraps, never clipped)
                 cell = board_rows.nth(0).locator("td").last
                 box = cell.bounding_box()
@@ -454,26 +487,37 @@ def test_dashboard_in_headless_chromium(index):
                 proc.wait()
     with pytest.raises(OSError):  # stopped: nothing listens on the port any more
         urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+    assert PASSWORD not in proc.stdout.read()  # nor in what the command printed
 
 
-def test_drilldown_shows_robustness_of_a_circular_checked_run(cli, tiny_llama, monkeypatch, tmp_path):
-    """A real run with --circular and --contamination_data: the drill-down's Robustness table
-    shows its main metric beside the circular and clean-subset values, as the index has them."""
-    data = tmp_path / "sft.jsonl"
+@pytest.fixture(scope="module")
+def circular_run(tiny_llama, tmp_path_factory) -> tuple[Path, Path]:
+    """(run folder, SQLite index) of a real run with --circular and --contamination_data."""
+    from aimed.harness.cli import main
+
+    root = tmp_path_factory.mktemp("robust")
+    data = root / "sft.jsonl"
     data.write_text(json.dumps({"instruction": "成人正常心率是多少？", "input": "",
                                 "output": "成人安静状态下正常心率为每分钟60～100次，超过100次为心动过速。"},
                                ensure_ascii=False) + "\n", encoding="utf-8")
-    db = tmp_path / "index.sqlite"
-    code, _, err = cli("run", "--model", tiny_llama, "--tasks", "demo_mcq", "--circular", "--contamination_data", data,
-                       "--output_dir", tmp_path / "run", "--db", db, "--no_cache", "--quiet")
-    assert code == 0, err
-    monkeypatch.setenv("AIMED_DB", str(db))
+    db = root / "index.sqlite"
+    assert main(["run", "--model", str(tiny_llama), "--tasks", "demo_mcq", "--circular", "--contamination_data",
+                 str(data), "--output_dir", str(root / "run"), "--db", str(db), "--no_cache", "--quiet"]) == 0
+    return root / "run", db
+
+
+def test_drilldown_shows_robustness_of_a_circular_checked_run(circular_run, index_db, monkeypatch):
+    """A real run with --circular and --contamination_data: the drill-down's Robustness table
+    shows its main metric beside the circular and clean-subset values, as the index has them
+    (the run is scored once; its rows copied into each backend)."""
+    run_dir, db = circular_run
+    monkeypatch.setenv("AIMED_DB", copy_index(db, index_db))
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.query_params["view"] = "Checkpoint"
     at.run()
     assert not at.exception, at.exception
     shown = table(at, "robustness")
-    res = json.loads((tmp_path / "run" / "results.json").read_text(encoding="utf-8"))["results"]["demo_mcq"]
+    res = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["results"]["demo_mcq"]
     row = dict(zip(shown.columns, shown.iloc[0]))
     assert row["task"] == "demo_mcq" and row["metric"] == "acc"
     assert row["circular"].startswith(f"{res['acc_circular,none']:.4f} [")

@@ -1,6 +1,10 @@
 """Leaderboards from real runs: tiny checkpoints along a training path (base -> sft steps),
 scored by `aimed-eval run`, recorded in the index, queried and printed; lm-eval results
-imported next to them; bad input."""
+imported next to them; bad input.
+
+Each test that reads an index runs on both backends (``[sqlite]``, ``[postgresql]``): the
+runs are scored once, into SQLite, and their rows copied into a PostgreSQL database
+(``lineage_db``); imports and synthetic indexes are recorded into each backend directly."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from aimed.leaderboards import query
+from pg_server import copy_index, rows_of
 
 RUN_FLAGS = ("--tasks", "demo", "--limit", "6", "--no_cache", "--quiet", "--device", "cpu", "--dtype", "float32")
 
@@ -76,8 +81,17 @@ def lineage(tiny_llama, tiny_qwen2, tmp_path_factory):
     return {"root": root, "db": db, "runs": runs, "models": models, "sft": sft}
 
 
-def test_runs_are_recorded_with_lineage_main_metrics_scores_and_categories(lineage):
-    runs, db = lineage["runs"], lineage["db"]
+@pytest.fixture(scope="module")
+def lineage_db(lineage, index_backend, new_index) -> str:
+    """The lineage's index on this module's backend: the SQLite file the runs recorded in, or
+    a PostgreSQL database holding the same rows."""
+    if index_backend == "sqlite":
+        return str(lineage["db"])
+    return copy_index(lineage["db"], new_index("postgresql"))
+
+
+def test_runs_are_recorded_with_lineage_main_metrics_scores_and_categories(lineage, lineage_db):
+    runs, db = lineage["runs"], lineage_db
     # without --db: the output root's aimed_index.sqlite
     default = query.open_index(runs / "aimed_index.sqlite")
     assert [r[0] for r in default.execute("SELECT run_dir FROM runs")] == [str((runs / "qwen-sft50").resolve())]
@@ -118,8 +132,8 @@ def test_runs_are_recorded_with_lineage_main_metrics_scores_and_categories(linea
     assert (info["base_model"], info["stage"], info["step"]) == ("tiny-qwen2", "base", None)
 
 
-def test_leaderboard_one_row_a_checkpoint_with_average_and_best_of_each_stage(lineage, cli):
-    runs, db = lineage["runs"], lineage["db"]
+def test_leaderboard_one_row_a_checkpoint_with_average_and_best_of_each_stage(lineage, lineage_db):
+    runs, db = lineage["runs"], lineage_db
     board = query.leaderboard(query.open_index(db))
     assert board.tasks == ["demo_mcq", "demo_medterm", "demo"]
     assert board.metrics == {"demo_mcq": "acc", "demo_medterm": "rougeL", "demo": "score"}
@@ -147,8 +161,8 @@ def test_leaderboard_one_row_a_checkpoint_with_average_and_best_of_each_stage(li
     assert len({round(r.average, 6) for r in sft}) > 1  # the nudged checkpoints really score differently
 
 
-def test_leaderboard_command_formats_and_filters(lineage, cli):
-    db = lineage["db"]
+def test_leaderboard_command_formats_and_filters(lineage_db, cli):
+    db = lineage_db
     board = query.leaderboard(query.open_index(db))
     best = {r.checkpoint for r in board.rows if r.best_in_stage}
 
@@ -196,12 +210,12 @@ def test_leaderboard_command_formats_and_filters(lineage, cli):
     assert len(got["rows"]) == 6
 
 
-def test_medqa_leaderboard_fits_a_terminal_with_one_headline(tmp_path, cli):
+def test_medqa_leaderboard_fits_a_terminal_with_one_headline(index_db, tmp_path, cli):
     """The suite's members and its score by default (120 columns), every subject and metric
     with --all_metrics; the ★ on the suite score, which is the rows' average."""
     from aimed.leaderboards.sample_index import build
 
-    db = build(tmp_path / "s.sqlite", tmp_path / "runs", n_runs=12, n_tasks=12, n_items=6)
+    db = build(index_db, tmp_path / "runs", n_runs=12, n_tasks=12, n_items=6)
     board = query.leaderboard(query.open_index(db))
     assert board.headline == "medqa" and board.members["medqa"] == ["cmexam", "medterm", "abstractqa", "cmmlu_medical"]
     assert all(r.average == pytest.approx(r.scores["medqa"][0]) for r in board.rows)
@@ -223,8 +237,8 @@ def test_medqa_leaderboard_fits_a_terminal_with_one_headline(tmp_path, cli):
         assert name in out, name
 
 
-def test_progression_orders_stage_after_stage_by_step(lineage, cli, tmp_path):
-    db = lineage["db"]
+def test_progression_orders_stage_after_stage_by_step(lineage_db, cli, tmp_path, new_index, index_backend):
+    db = lineage_db
     rows = query.progression(query.open_index(db), tasks=["demo_mcq"])
     llama = [(r["stage"], r["step"], r["x"]) for r in rows if r["base_model"] == "tiny-llama" and r["task"] == "demo_mcq"]
     assert llama == [("base", None, 0), ("sft", 100, 1), ("sft", 200, 2), ("sft", 300, 3)]
@@ -241,7 +255,7 @@ def test_progression_orders_stage_after_stage_by_step(lineage, cli, tmp_path):
     # stage order over a whole pipeline: base, pt, sft, ppo, dpo; steps rising within each
     from aimed.leaderboards.sample_index import build
 
-    sample = build(tmp_path / "s.sqlite", tmp_path / "runs", n_runs=60, n_tasks=4, n_items=8)
+    sample = build(new_index(index_backend), tmp_path / "runs", n_runs=60, n_tasks=4, n_items=8)
     # with a suite the headline line is the suite's (no "average" line repeating it)
     points = query.progression(query.open_index(sample))
     assert not [r for r in points if r["task"] == query.AVERAGE]
@@ -253,13 +267,14 @@ def test_progression_orders_stage_after_stage_by_step(lineage, cli, tmp_path):
     assert {r["stage"] for r in rows} == {"base", "pt", "sft", "ppo", "dpo"}
 
 
-def test_sample_index_is_consistent_down_to_the_items(tmp_path):
+def test_sample_index_is_consistent_down_to_the_items(index_db, tmp_path):
     from aimed.leaderboards.sample_index import build
 
-    db = build(tmp_path / "s.sqlite", tmp_path / "runs", n_runs=120, n_tasks=10, n_items=12)
+    db = build(index_db, tmp_path / "runs", n_runs=120, n_tasks=10, n_items=12)
     conn = query.open_index(db)
     assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 120
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    if not index_db.startswith("postgresql"):
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     board = query.leaderboard(conn)
     assert len(board.rows) == conn.execute("SELECT count(DISTINCT fingerprint) FROM runs").fetchone()[0] == 116
     assert board.groups == ["cmmlu_medical", "medqa"] and len(board.tasks) == 12
@@ -277,7 +292,7 @@ def test_sample_index_is_consistent_down_to_the_items(tmp_path):
     assert max(r.average for r in dpo) > base[0].average  # training pays off, as in real pipelines
 
 
-def _export_and_lm_eval(cli, model: Path, out: Path) -> Path:
+def _export_and_lm_eval(model: Path, out: Path) -> Path:
     """lm-evaluation-harness 0.4.13 on the exported demo tasks, results saved as its CLI does."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -285,8 +300,7 @@ def _export_and_lm_eval(cli, model: Path, out: Path) -> Path:
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
 
-    code, _, err = cli("export-lm-eval", "--tasks", "demo", "--out", out / "tasks", "--limit", "6")
-    assert code == 0, err
+    _run("export-lm-eval", "--tasks", "demo", "--out", out / "tasks", "--limit", "6")
     tracker = EvaluationTracker(output_path=str(out / "lm_eval_out"))
     res = lm_eval.simple_evaluate(
         model="hf", model_args=f"pretrained={model},dtype=float32,add_bos_token=False", tasks=["aimed_demo"],
@@ -298,12 +312,18 @@ def _export_and_lm_eval(cli, model: Path, out: Path) -> Path:
     return found
 
 
-def test_import_lm_eval_results_of_a_real_lm_eval_run(lineage, cli, tmp_path):
-    model = lineage["sft"][200]
-    found = _export_and_lm_eval(cli, model, tmp_path)
-    db = tmp_path / "idx.sqlite"
-    shutil.copy(lineage["db"], db)
-    code, out, err = cli("import", tmp_path / "lm_eval_out", "--db", db)
+@pytest.fixture(scope="module")
+def lm_eval_run(lineage, tmp_path_factory) -> tuple[Path, Path]:
+    """lm-eval's output folder and results file of the sft-200 checkpoint (one lm-eval run
+    for both backends)."""
+    out = tmp_path_factory.mktemp("lm-eval")
+    return out / "lm_eval_out", _export_and_lm_eval(lineage["sft"][200], out)
+
+
+def test_import_lm_eval_results_of_a_real_lm_eval_run(lineage, lm_eval_run, index_db, cli):
+    folder, found = lm_eval_run
+    db = copy_index(lineage["db"], index_db)
+    code, out, err = cli("import", folder, "--db", db)
     assert code == 0 and "imported lm-eval run" in out, err
     code, _, err = cli("import", found, "--db", db)  # again: replaced, not doubled
     assert code == 0, err
@@ -325,7 +345,7 @@ def test_import_lm_eval_results_of_a_real_lm_eval_run(lineage, cli, tmp_path):
     assert "(chrf)" in out and "[lm-eval]" in out
 
 
-def test_import_lm_eval_layout_with_filters_groups_and_meta(cli, tmp_path):
+def test_import_lm_eval_layout_with_filters_groups_and_meta(index_db, cli, tmp_path):
     out = tmp_path / "out" / "org__model"
     out.mkdir(parents=True)
     data = {
@@ -347,7 +367,7 @@ def test_import_lm_eval_layout_with_filters_groups_and_meta(cli, tmp_path):
         "model_name": "org/model-7b", "date": 1_730_000_000.5, "task_hashes": {"qa_a": "abc"},
     }
     (out / "results_2024-10-27T03-33-20.json").write_text(json.dumps(data), encoding="utf-8")
-    db = tmp_path / "idx.sqlite"
+    db = index_db
     code, stdout, err = cli("import", tmp_path / "out", "--db", db, "--meta", "stage=dpo,base_model=model-7b,step=40")
     assert code == 0, err
     conn = query.open_index(db)
@@ -359,15 +379,14 @@ def test_import_lm_eval_layout_with_filters_groups_and_meta(cli, tmp_path):
     assert board.metrics == {"qa_a": "acc", "qa_b": "acc", "gsm": "exact_match,strict-match", "medgroup": "acc"}
     assert row.scores["qa_b"] == (0.7, None, "acc")
     assert row.average == pytest.approx((0.5 + 0.7 + 0.25) / 3)
-    metrics = {m for (m,) in conn.execute("SELECT metric FROM scores WHERE task='gsm'")}
+    metrics = {m for (m,) in rows_of(conn.execute("SELECT metric FROM scores WHERE task='gsm'"))}
     assert metrics == {"exact_match,strict-match", "exact_match,flexible-extract"}
-    meta = dict(conn.execute("SELECT task, data_hash FROM task_meta"))
+    meta = dict(rows_of(conn.execute("SELECT task, data_hash FROM task_meta")))
     assert meta == {"qa_a": "abc", "qa_b": None, "gsm": None, "medgroup": None}
 
 
-def test_bad_input_one_line_exit_2_nothing_written(lineage, cli, tmp_path):
-    db = tmp_path / "idx.sqlite"
-    shutil.copy(lineage["db"], db)
+def test_bad_input_one_line_exit_2_nothing_written(lineage, index_db, cli, tmp_path):
+    db = copy_index(lineage["db"], index_db)  # the missing and text files below are SQLite's own cases
     before = query.open_index(db).execute("SELECT count(*) FROM runs").fetchone()[0]
 
     def bad(*argv, says):

@@ -6,7 +6,8 @@ at 1400 px (screenshots: test-artifacts/<test name>/, copied to $AIMED_SCREENSHO
 set), and bad input is one line, exit 2.
 
 Indexes come from ``sample_index.build`` (40 synthetic run folders) and from two real
-tiny-model runs.
+tiny-model runs, each recorded into an SQLite file and into a PostgreSQL database (test ids
+``[sqlite]``, ``[postgresql]``).
 """
 
 import base64
@@ -16,13 +17,14 @@ import math
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
+from pg_server import rows_of
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -33,14 +35,14 @@ EVIL_QUESTION = "<script>window.__pwned=2</script>恶意|题干"
 # ---------------------------------------------------------------- fixtures and helpers
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
+def sample(tmp_path_factory, index_backend, new_index):
     """(index, runs folder) of a 40-run synthetic index, plus one run whose base model
     and one question are markup (its item ``cmexam-0`` flipped against its twin)."""
     from aimed.harness.index import connect, record_run
     from aimed.leaderboards import sample_index
 
     root = tmp_path_factory.mktemp("sample")
-    db = sample_index.build(root / "index.sqlite", root / "runs", n_runs=40, n_tasks=6, seed=0)
+    db = sample_index.build(new_index(index_backend), root / "runs", n_runs=40, n_tasks=6, seed=0)
     twin = root / "runs" / "qwen2-7b-dpo-150-run0"
     evil = root / "runs" / "evil-run"
     shutil.copytree(twin, evil)
@@ -63,9 +65,14 @@ def sample(tmp_path_factory):
     return db, root / "runs"
 
 
-def sql(db: Path, query: str, *params) -> list[tuple]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        return conn.execute(query, params).fetchall()
+def sql(db, query: str, *params) -> list[tuple]:
+    from aimed.leaderboards.query import open_index
+
+    conn = open_index(db)
+    try:
+        return rows_of(conn.execute(query, params))
+    finally:
+        conn.close()
 
 
 def results_of(run_dir: Path) -> dict:
@@ -405,8 +412,8 @@ def test_html_opens_offline_in_headless_chromium(sample, cli, tmp_path):
 
 # ---------------------------------------------------------------- real tiny-model runs
 
-def test_report_on_two_real_tiny_model_runs(tiny_llama, tiny_qwen2, cli, tmp_path):
-    db, cache = tmp_path / "index.sqlite", tmp_path / "cache"
+def test_report_on_two_real_tiny_model_runs(tiny_llama, tiny_qwen2, index_db, cli, tmp_path):
+    db, cache = index_db, tmp_path / "cache"
     code, _, err = cli("run", "--model", tiny_llama, "--tasks", "demo_mcq", "--output_dir", tmp_path / "a",
                        "--db", db, "--cache_dir", cache, "--quiet", "--meta", "base_model=tiny,stage=pt,step=100")
     assert code == 0, err
@@ -446,17 +453,25 @@ def test_report_on_two_real_tiny_model_runs(tiny_llama, tiny_qwen2, cli, tmp_pat
 @pytest.mark.parametrize("case", ["missing index", "not an index", "out folder missing", "out is a folder",
                                   "unknown base model", "unknown stage", "unknown task", "unknown run",
                                   "runs over different data"])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, sample, cli, tmp_path):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, sample, cli, tmp_path, request):
     db, runs = sample
+    pg = str(db).startswith("postgresql")
     out = tmp_path / "report.html"
     previous = "<!DOCTYPE html>\n<html><head><title>AiMed-Eval report</title></head><body>previous</body></html>\n"
     out.write_text(previous, encoding="utf-8")  # an earlier report, which a failed one must leave alone
     args = ["--db", db, "--out", out]
-    if case == "missing index":
-        args[1] = tmp_path / "nope.sqlite"
-    elif case == "not an index":
-        (tmp_path / "junk.sqlite").write_text("not a database")
-        args[1] = tmp_path / "junk.sqlite"
+    if case == "missing index":  # on PostgreSQL: a database the server does not have
+        args[1] = request.getfixturevalue("pg_server").url("nope") if pg else tmp_path / "nope.sqlite"
+    elif case == "not an index":  # on PostgreSQL: a database of someone else's tables
+        if pg:
+            import psycopg
+
+            args[1] = request.getfixturevalue("pg_server").create_database("junk")
+            with psycopg.connect(args[1], autocommit=True) as conn:
+                conn.execute("CREATE TABLE patients (id integer)")
+        else:
+            (tmp_path / "junk.sqlite").write_text("not a database")
+            args[1] = tmp_path / "junk.sqlite"
     elif case == "out folder missing":
         args[3] = tmp_path / "no" / "such" / "report.html"
     elif case == "out is a folder":
@@ -483,6 +498,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, sample, cli, tmp_
     expected = {"missing index": "nope.sqlite", "not an index": "junk.sqlite", "out folder missing": "does not exist",
                 "out is a folder": "is a folder", "unknown base model": "qwen2-7", "unknown stage": "rlhf",
                 "unknown task": "cmexan", "unknown run": "missing-run", "runs over different data": "cmexam"}[case]
+    if pg and case in ("missing index", "not an index"):
+        import pg_server
+
+        expected = {"missing index": "does not exist", "not an index": "not a results index"}[case]
+        assert pg_server.PASSWORD not in err
     assert expected in err, err
     assert out.read_text(encoding="utf-8") == previous
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]
@@ -491,7 +511,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, sample, cli, tmp_
 def test_reports_never_import_torch(sample, tmp_path):
     db, _ = sample
     code = ("import sys; from pathlib import Path; from aimed.reports import collect, html, markdown, report_cmd; "
-            f"c = collect.collect(Path({str(db)!r}), collect.Filters()); html.render(c); markdown.render(c); "
+            f"c = collect.collect({str(db)!r} if {str(db)!r}.startswith('postgresql') else Path({str(db)!r}), "
+            "collect.Filters()); html.render(c); markdown.render(c); "
             "assert c.comparison is not None; "
             "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
