@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterator, Optional
 
 from .models.args import ModelArgs
-from .templates import render_prompt, template_stops
+from .templates import render_prompt, start_token_ids, template_stops
 
 History = list[tuple[str, str]]
 
@@ -74,6 +74,7 @@ class ChatModel:
                  system: Optional[str] = None, generation: GenerationConfig = GenerationConfig()):
         self.model, self.tokenizer, self.info = model, tokenizer, info
         self.template_name = template_name
+        self._start_ids: Optional[list[int]] = None  # templates.start_token_ids, on first use
         self.system = system
         self.generation = generation
         self._lock = threading.Lock()  # one generate at a time on one model
@@ -102,6 +103,13 @@ class ChatModel:
         return render_prompt(self.template_name, query, self.tokenizer, history,
                              system=self.system if system is None else system)
 
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """The prompt's token ids as the model's own chat code makes them: the template's
+        start tokens (templates.start_token_ids), then the text without special tokens."""
+        if self._start_ids is None:
+            self._start_ids = start_token_ids(self.template_name, self.tokenizer)
+        return self._start_ids + self.tokenizer.encode(prompt, add_special_tokens=False)
+
     @property
     def stops(self) -> tuple[str, ...]:
         return template_stops(self.template_name)
@@ -116,9 +124,7 @@ class ChatModel:
         import torch
 
         config = replace(self.generation, **overrides)
-        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
-        if ids.shape[1] == 0:
-            ids = torch.tensor([[self.tokenizer.eos_token_id]])
+        ids = torch.tensor([self.encode_prompt(prompt) or [self.tokenizer.eos_token_id]])
         budget = max(1, self.info.max_length - config.max_new_tokens)
         ids = ids[:, -budget:].to(self.info.device)
         streamer = _counting_streamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)

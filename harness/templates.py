@@ -133,13 +133,19 @@ def template_stops(template_name: str) -> tuple[str, ...]:
     return TEMPLATES.get(template_name).stop
 
 
+def template_start(template_name: str) -> bool:
+    """Whether prompts of this template begin with the tokenizer's start tokens."""
+    return template_name != TOKENIZER_TEMPLATE and template_name in TEMPLATES.names() and \
+        TEMPLATES.get(template_name).tokenizer_start
+
+
 def start_token_ids(template_name: str, tokenizer) -> list[int]:
     """The token ids the model's own chat code puts before a prompt of this template, which a
     prompt encoded without special tokens lacks: what ``tokenizer`` adds in front of a text
     when it encodes with special tokens (Llama's BOS for vicuna, alpaca and llama2-zh;
     ChatGLM2's [gMASK] sop), for templates whose model code encodes so; [] for the others
     (their start, if any, is text in the template) and for a tokenizer that adds none."""
-    if template_name == TOKENIZER_TEMPLATE or not TEMPLATES.get(template_name).tokenizer_start:
+    if not template_start(template_name):
         return []
     probe = "问"
     plain = tokenizer.encode(probe, add_special_tokens=False)

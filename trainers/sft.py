@@ -35,20 +35,23 @@ class Config(StageConfig):
 def load_examples(config: Config, tokenizer) -> tuple[list[tuple[list[int], list[int]]], dict]:
     """Tokenized (input_ids, labels) of every file and task, and ``{file: examples}``."""
     from .data_files import data_files
+    from aimed.harness.templates import start_token_ids
+
     from .sft_data import dialogue_segments, encode_segments, read_dialogues, task_segments
 
     if not config.train_files and not config.train_tasks:
         raise UserError("sft: give train_files (instruction or conversation files) or train_tasks")
     examples, counts = [], {}
+    start = start_token_ids(config.template_name, tokenizer)  # as the harness starts the template's prompts
     for path in data_files(config.train_files) if config.train_files else []:
         dialogues = read_dialogues(path, config.max_samples)
         for _, turns, system in dialogues:
             examples.append(encode_segments(dialogue_segments(turns, system, config.template_name, tokenizer),
-                                            tokenizer, config.max_length))
+                                            tokenizer, config.max_length, start))
         counts[path] = len(dialogues)
     for _, segments in task_segments(config.train_tasks, config.template_name, tokenizer, config.max_samples,
                                      counts) if config.train_tasks else []:
-        examples.append(encode_segments(segments, tokenizer, config.max_length))
+        examples.append(encode_segments(segments, tokenizer, config.max_length, start))
     kept = [e for e in examples if any(label != -100 for label in e[1])]
     if not kept:
         raise UserError(f"sft: no example keeps a response within max_length {config.max_length}; "

@@ -18,7 +18,7 @@ checkpoint is trained with the template it is scored with.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from aimed.harness.errors import UserError
 from aimed.harness.templates import TEMPLATES, TOKENIZER_TEMPLATE
@@ -149,9 +149,12 @@ def task_segments(task_names: list[str], template_name: str, tokenizer, limit: O
     return out
 
 
-def encode_segments(segments: Segments, tokenizer, max_length: int) -> tuple[list[int], list[int]]:
+def encode_segments(segments: Segments, tokenizer, max_length: int,
+                    start: Sequence[int] = ()) -> tuple[list[int], list[int]]:
     """(input_ids, labels): prompt tokens labelled -100; an EOS closes every trained reply.
-    Tokens are encoded without special tokens, as the harness encodes prompts.
+    Tokens are encoded without special tokens, as the harness encodes prompts, after
+    ``start`` (the template's start tokens, templates.start_token_ids: Llama's <s> for
+    vicuna), untrained.
 
     A segment is encoded in the context of the text before it (the tokens the whole text
     gives past those of the text before), not alone: alone, a SentencePiece tokenizer
@@ -172,6 +175,7 @@ def encode_segments(segments: Segments, tokenizer, max_length: int) -> tuple[lis
             before += tokenizer.eos_token  # so the next segment's context holds it too
         ids += part
         labels += part if trained else [-100] * len(part)
+    ids, labels = list(start) + ids, [-100] * len(start) + labels
     if len(ids) > max_length:
         # Too long: a prompt longer than half the room loses its start (the system prompt,
         # old turns) so that the response keeps the other half; then the end is cut.

@@ -12,6 +12,8 @@ import hashlib
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..templates import template_start
+
 HASHED_SUFFIXES = (".safetensors", ".bin", ".json", ".model", ".txt", ".tiktoken", ".py", ".jinja")
 CHUNK = 1 << 22
 
@@ -57,6 +59,8 @@ def checkpoint_fingerprint(model_folder: str, adapter_folders: list[str], args, 
     if args.tokenizer_path:
         parts.append(hash_folder(Path(args.tokenizer_path)))
     parts += [f"template={args.template_name}", f"dtype={dtype}", f"resize={args.resize_emb}"]
+    if template_start(args.template_name):  # prompts start with the tokenizer's start tokens (answers changed)
+        parts.append("start=tokenizer")
     if engine:
         parts.append(f"backend={engine}")
     return combine(*parts)

@@ -23,6 +23,7 @@ from .args import ModelArgs
 from .backend import BackendKind, BackendOptions, HashFolder
 from .fingerprint import checkpoint_fingerprint
 from .loading import checkpoint_info, load_model, load_tokenizer
+from ..templates import start_token_ids
 from .requests import ContinuationScore, GenerateRequest, LoglikelihoodRequest, cut_at_stop
 from . import hf_fast
 
@@ -41,6 +42,7 @@ class HFBackend:
         self.batch_size = batch_size
         self.fast = fast  # False: the plain paths (reference, and fallback)
         self._fast_checked = False
+        self._start_ids: Optional[list[int]] = None  # templates.start_token_ids, once the tokenizer is loaded
 
     @property
     def model(self):
@@ -75,8 +77,15 @@ class HFBackend:
 
     # ---- tokenisation -------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
-        # No special tokens, as lm-evaluation-harness does for causal LMs.
-        return self.tokenizer.encode(text, add_special_tokens=False)
+        # No special tokens, as lm-evaluation-harness does for causal LMs, but the start the
+        # template's own model code puts first (Llama's <s> for vicuna, ChatGLM2's [gMASK] sop)
+        return self.start_ids + self.tokenizer.encode(text, add_special_tokens=False)
+
+    @property
+    def start_ids(self) -> list[int]:
+        if self._start_ids is None:
+            self._start_ids = start_token_ids(self.args.template_name, self.tokenizer)
+        return self._start_ids
 
     def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         """Split like lm-eval: encode the whole, take the context's length off the front."""

@@ -132,6 +132,7 @@ class VLLMBackend:
         folder = local_folder(args.model, "--model") or snapshot_folder(args.model, args.revision)
         _check_checkpoint(folder, "--model", "config.json")
         self.args = args
+        self._start_ids: Optional[list[int]] = None  # templates.start_token_ids, on first encode
         self.tokenizer = load_tokenizer(args, folder)  # the same ids as the hf backend's
         adapters = list(adapter_folders) or list(args.lora_model)
         lora = {"enable_lora": True, "max_lora_rank": max_lora_rank(adapters), "max_loras": 1} if adapters else {}
@@ -162,7 +163,12 @@ class VLLMBackend:
                                       hash_folder, engine=self.name)
 
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
+        # as the hf backend encodes: the template's start (templates.start_token_ids), then the text
+        if self._start_ids is None:
+            from ..templates import start_token_ids
+
+            self._start_ids = start_token_ids(self.args.template_name, self.tokenizer)
+        return self._start_ids + self.tokenizer.encode(text, add_special_tokens=False)
 
     def _run(self, prompts: list[dict], params) -> list:
         return self.llm.generate(prompts, params, lora_request=self._lora, use_tqdm=False)

@@ -84,7 +84,8 @@ class Engine:
 
         tok = self.bot.tokenizer
         enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        start = self.bot.encode_prompt("")  # the template's start tokens, as the model reads a prompt
+        ids, offsets = start + enc["input_ids"], [(0, 0)] * len(start) + enc["offset_mapping"]
         if len(ids) > self.max_length:
             raise BadRequest(f"prompt: {len(ids)} tokens, more than the model's {self.max_length}")
         if not ids:
@@ -107,7 +108,7 @@ class Engine:
     # ---- completions ----------------------------------------------------------------
     def complete(self, prompt: str, max_tokens: int, temperature: float, top_p: float, stop: tuple[str, ...],
                  echo: bool, logprobs: Optional[int], seed: Optional[int]) -> Completion:
-        prompt_tokens = len(self.bot.tokenizer.encode(prompt, add_special_tokens=False))
+        prompt_tokens = len(self.bot.encode_prompt(prompt))
         lp = None
         if echo and logprobs is not None:
             lp, prompt_tokens = self.prompt_logprobs(prompt, logprobs)
@@ -121,7 +122,7 @@ class Engine:
     def stream(self, prompt: str, max_tokens: int, temperature: float, top_p: float, stop: tuple[str, ...],
                seed: Optional[int], counter: Optional[list] = None) -> Iterator[str]:
         """Checked now (a BadRequest before any byte is sent), generated as it is read."""
-        n_prompt = len(self.bot.tokenizer.encode(prompt, add_special_tokens=False))
+        n_prompt = len(self.bot.encode_prompt(prompt))
         if n_prompt + max_tokens > self.max_length:
             raise BadRequest(f"prompt ({n_prompt} tokens) + max_tokens ({max_tokens}) exceed the model's "
                              f"{self.max_length}; shorten the prompt or lower max_tokens")

@@ -110,3 +110,44 @@ def test_unknown_template_names_the_known_ones():
     with pytest.raises(Exception) as err:
         render_prompt("chatglm9", "发热怎么办？")
     assert "chatglm3" in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["vicuna", "chatglm2", "chatml"])
+def test_scoring_chat_and_training_start_prompts_alike(name, tiny_llama, tmp_path):
+    """The hf backend (scoring), ChatModel (chat, serve) and the sft stage put the same start
+    before a prompt: the template's (``<s>``/``[gMASK] sop``, none for chatml), and the
+    checkpoint's fingerprint says so, so answers cached without it are never reused."""
+    import shutil
+
+    from aimed.harness.inference import ChatModel
+    from aimed.harness.models.args import ModelArgs
+    from aimed.harness.models.hf import HFBackend
+    from aimed.trainers.sft_data import dialogue_segments, encode_segments
+
+    kind = "chatglm2" if name == "chatglm2" else "llama"
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_llama, folder)
+    tok = _stand_in_tokenizer(kind)
+    tok.save_pretrained(folder)
+    (*history, (question, _)) = TURNS
+    prompt = render_prompt(name, question, history=history, system=SYSTEM)
+    start = {"vicuna": ["<s>"], "chatglm2": ["[gMASK]", "sop"], "chatml": []}[name]
+    backend = HFBackend(ModelArgs(model=str(folder), template_name=name))
+    scored = backend.encode(prompt)
+    assert backend.tokenizer.convert_ids_to_tokens(scored[:len(start)]) == start
+    assert scored == start_token_ids(name, backend.tokenizer) + tok.encode(prompt, add_special_tokens=False)
+    assert ChatModel(None, backend.tokenizer, {}, template_name=name).encode_prompt(prompt) == scored
+    ids, labels = encode_segments(dialogue_segments(TURNS[:1], SYSTEM, name, tok), tok, 512,
+                                  start_token_ids(name, tok))
+    assert tok.convert_ids_to_tokens(ids[:len(start)]) == start and labels[:len(start)] == [-100] * len(start)
+
+    from aimed.harness.models.fingerprint import checkpoint_fingerprint
+
+    def fingerprint(template):
+        return checkpoint_fingerprint(str(folder), [], ModelArgs(model=str(folder), template_name=template),
+                                      "float32", lambda p: "h")
+    marked = {"vicuna": True, "chatglm2": True, "chatml": False}[name]
+    from aimed.harness.models.fingerprint import combine
+
+    unmarked = combine("h", f"template={name}", "dtype=float32", "resize=False")
+    assert (fingerprint(name) != unmarked) == marked
