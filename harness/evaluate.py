@@ -18,9 +18,9 @@ from .models.args import ModelArgs
 from .models.backend import DEFAULT_BACKEND, Backend, BackendOptions, HashFolder, build_backend
 from .models.fingerprint import folder_fingerprint
 from .owned import folder_lock
-from .results import build_results, prepare_output_dir, write_run
+from .results import build_results, prepare_output_dir, submission_file, write_run
 from .runner import RunOptions, TaskOutcome, is_circular, run_task, task_mode
-from .taskregistry import group_tree, resolve_tasks
+from .taskregistry import SUBMISSIONS, group_tree, resolve_tasks
 from .taskspec import Mode
 from .templates import RAW_TEMPLATE
 from .training_overlap import check_training_data
@@ -179,7 +179,11 @@ def _score_and_write(args: ModelArgs, backend: Backend, tasks: list, task_names:
     }
     results = build_results(outcomes, group_tree(task_names), config, aimed, started)
     if current().is_main:  # the other processes of a data-parallel run only scored their shards
-        write_run(output_dir, results, {o.task.name: o.records for o in outcomes}, cached=cache.path)
+        # a predict_only task's predictions, also in the file its publisher's leaderboard takes
+        submissions = {submission_file(o.task.name): SUBMISSIONS.get(o.task.spec.submission)(o.records)
+                       for o in outcomes if o.task.spec.submission}
+        write_run(output_dir, results, {o.task.name: o.records for o in outcomes}, cached=cache.path,
+                  extra_files=submissions)
     return RunResult(output_dir, results, outcomes)
 
 

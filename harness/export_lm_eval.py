@@ -46,6 +46,10 @@ Generation tasks
     means something for Chinese (sacrebleu's BLEU, with its default 13a tokeniser, does
     not segment Chinese); compare the generated texts, not the numbers.
 
+Predict-only tasks (``cmb_test``)
+    Refused, naming them: their items have no answers (the publisher scores submissions
+    itself), and every lm-eval metric scores a doc against its target.
+
 Tokenisation
     ``aimed-eval run`` encodes without special tokens. lm-eval 0.4.13's HF model
     (``add_bos_token=None`` by default) uses the *tokenizer's* default, which prepends BOS
@@ -145,6 +149,11 @@ def export(names: str | list[str], out_dir: Path, mode: Optional[str] = None,
         raise UserError(f"--mode {mode}: use one of {', '.join(MODES)}")
     _check_prefix(prefix)
     tasks = resolve_tasks(names)
+    unanswered = [t.name for t in tasks if t.spec.predict_only]
+    if unanswered:  # before any file is read or written: lm-eval scores every doc against its answer
+        raise UserError(f"--tasks: {', '.join(unanswered)} {'is' if len(unanswered) == 1 else 'are'} predict_only "
+                        "(the publisher keeps the answers), so lm-eval has nothing to score "
+                        f"{'it' if len(unanswered) == 1 else 'them'} against; export the other tasks")
     groups = group_tree(names)
     if template_name == TOKENIZER_TEMPLATE and tokenizer is None:  # before the folder is made
         raise UserError("--template_name tokenizer: pass --tokenizer_path (or --model) so the "

@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS scores (
 CREATE TABLE IF NOT EXISTS task_meta (
     run_id TEXT NOT NULL, task TEXT NOT NULL, version INTEGER, mode TEXT, data_hash TEXT,
     spec_hash TEXT,
-    main_metric TEXT NOT NULL,              -- the task's headline metric ('score' for a group)
+    main_metric TEXT NOT NULL,              -- the task's headline metric ('score' for a group, 'predict-only' for none)
     is_group INTEGER NOT NULL DEFAULT 0,
     position INTEGER NOT NULL DEFAULT 0,    -- column order: leaf tasks as run, then groups
     PRIMARY KEY (run_id, task));
@@ -84,6 +84,10 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE IF NOT EXISTS aimed_schema (version INTEGER NOT NULL, upgraded REAL NOT NULL)"],
 }
 TABLES = ("runs", "scores", "task_meta", "categories")
+# task_meta.main_metric of a predict_only task (taskspec.py): it has no metric, and no score
+# row ever bears this name (metric names are identifiers), so its leaderboard cell stays
+# empty and its column is left out of averages (leaderboards/query.py).
+PREDICT_ONLY = "predict-only"
 MANIFEST = "aimed_checkpoint.json"
 
 
@@ -394,13 +398,20 @@ def record_run(db, run_dir: Path, results: dict) -> str:
     configs = results.get("configs", {})
     groups = list(results.get("groups", {}))
     metas = []
+    predicted = aimed.get("predict_only") or {}
     for pos, (t, m) in enumerate(tasks.items()):
-        main = m.get("main_metric") or (configs.get(t) or {}).get("primary_metric") \
-            or ((configs.get(t) or {}).get("metrics") or ["acc"])[0]
+        cfg = configs.get(t) or {}
+        if t in predicted or cfg.get("predict_only"):
+            main = PREDICT_ONLY
+        else:
+            main = m.get("main_metric") or cfg.get("primary_metric") or (cfg.get("metrics") or ["acc"])[0]
         metas.append((run_id, t, m.get("version"), m.get("mode"), m.get("data_hash"), m.get("spec_hash"),
                       main, 0, pos))
     for pos, g in enumerate(groups, start=len(metas)):
-        metas.append((run_id, g, (results.get("versions") or {}).get(g), None, None, None, "score", 1, pos))
+        # a group of predict_only tasks alone has no score (results.group_blocks_for)
+        scored = any("," in key for key in (results["groups"][g] or {}))
+        metas.append((run_id, g, (results.get("versions") or {}).get(g), None, None, None,
+                      "score" if scored else PREDICT_ONLY, 1, pos))
     cats = []
     for task, columns in aimed.get("categories", {}).items():
         for column, cells in columns.items():

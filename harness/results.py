@@ -1,6 +1,11 @@
 """A run folder: ``results.json`` in lm-evaluation-harness's layout plus our ``aimed`` key,
 and one ``samples_<task>.jsonl`` a task. Written to a temporary sibling folder and
 renamed into place at the end, so a failed run leaves no half-written folder.
+
+A predict_only task (taskspec.py) has an alias-only results block (no metric, never a
+made-up 0), ``aimed.predict_only`` says so with its item count and submission file
+(``submission_<task>.json``, in the publisher's format), and a group that holds it
+averages its other members only.
 """
 
 from __future__ import annotations
@@ -63,14 +68,18 @@ def group_block(name: str, members: list[str], blocks: dict[str, dict], sizes: d
 
 
 def group_blocks_for(groups: dict[str, list[str]], blocks: dict[str, dict], sizes: dict[str, int],
-                     primary: dict[str, str]) -> dict[str, dict]:
-    """Every group's block; ``groups`` lists members before the groups that hold them."""
+                     primary: dict[str, Optional[str]]) -> dict[str, dict]:
+    """Every group's block; ``groups`` lists members before the groups that hold them.
+    A member without a primary metric (a predict_only task, or a group of only such) is
+    left out of the averages: it has no score to weigh."""
     blocks, sizes, primary = dict(blocks), dict(sizes), dict(primary)
     out: dict[str, dict] = {}
     for gname, members in groups.items():
-        out[gname] = blocks[gname] = group_block(gname, members, blocks, sizes, primary)
-        sizes[gname] = sum(sizes[m] for m in members)
-        primary[gname] = "score"
+        scored = [m for m in members if primary.get(m)]
+        out[gname] = blocks[gname] = group_block(gname, scored, blocks, sizes, primary) if scored \
+            else {"alias": gname}
+        sizes[gname] = sum(sizes[m] for m in scored)
+        primary[gname] = "score" if scored else None
     return out
 
 
@@ -79,7 +88,8 @@ def regroup(results: dict) -> None:
     groups = {g: m for g, m in results.get("group_subtasks", {}).items() if m}
     tasks = {t: results["results"][t] for t in results["configs"]}
     sizes = {t: results["n-samples"][t]["effective"] for t in tasks}
-    primary = {t: c.get("primary_metric") or c["metrics"][0] for t, c in results["configs"].items()}
+    primary = {t: None if c.get("predict_only") else c.get("primary_metric") or c["metrics"][0]
+               for t, c in results["configs"].items()}
     blocks = group_blocks_for(groups, tasks, sizes, primary)
     results["groups"] = blocks
     results["results"] = {**blocks, **tasks}
@@ -97,6 +107,12 @@ def build_results(outcomes: list, groups: dict[str, list[str]], config: dict, ai
         noted = {o.task.name: o.extras[key] for o in outcomes if key in getattr(o, "extras", {})}
         if noted:
             aimed = {**aimed, key: noted}
+    predicted = {o.task.name: {"items": len(o.records),
+                               "submission": submission_file(o.task.name) if o.task.spec.submission else None,
+                               "format": o.task.spec.submission}
+                 for o in outcomes if o.task.spec.predict_only}
+    if predicted:  # tasks whose answers their publisher keeps: predicted, not scored
+        aimed = {**aimed, "predict_only": predicted}
     for g in groups:  # a group's shared metric keeps its direction (order_sensitivity: lower is better)
         names = [k.split(",")[0] for k in group_blocks[g] if "," in k and "_stderr" not in k]
         hib[g] = {n: METRICS.get(n).higher_is_better if n in METRICS else True for n in names}
@@ -116,6 +132,11 @@ def build_results(outcomes: list, groups: dict[str, list[str]], config: dict, ai
         "total_evaluation_time_seconds": str(time.time() - started),
         "aimed": aimed,
     }
+
+
+def submission_file(task: str) -> str:
+    """The name, in the run folder, of a predict_only task's submission file."""
+    return f"submission_{task}.json"
 
 
 def task_config(outcome) -> dict:
@@ -147,10 +168,12 @@ def prepare_output_dir(path: Path, overwrite: bool) -> None:
                         "choose a folder you can write to") from None
 
 
-def write_run(path: Path, results: dict, samples: dict[str, list[dict]], cached: Optional[Path] = None) -> Path:
+def write_run(path: Path, results: dict, samples: dict[str, list[dict]], cached: Optional[Path] = None,
+              extra_files: Optional[dict[str, str]] = None) -> Path:
     """Write the run folder atomically: a temporary sibling, swapped into place. A disk that
     is full or read-only leaves nothing behind, and the message says where the answers are
-    kept (``cached``: the response cache), so the rerun computes nothing again."""
+    kept (``cached``: the response cache), so the rerun computes nothing again.
+    ``extra_files``: file name -> text, written beside them (predict_only submissions)."""
     tmp = path.parent / f".{path.name}.partial-{os.getpid()}"
     try:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -160,6 +183,8 @@ def write_run(path: Path, results: dict, samples: dict[str, list[dict]], cached:
             with (tmp / f"samples_{task}.jsonl").open("w", encoding="utf-8") as f:
                 for r in records:
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
         (tmp / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=2, default=str),
                                           encoding="utf-8")
         replace_folder(tmp, path)

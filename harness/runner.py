@@ -2,6 +2,10 @@
 
 Requests are computed in chunks and each chunk's answers are committed to the response
 cache before the next starts, so a run killed at any point loses at most one chunk.
+
+A predict_only task (taskspec.py) is asked like any other, but its records get the
+prediction alone (``predict_record``): no per-item metric, no summary, no breakdown, and
+no judge, rotations or protocol, which all score against an answer the item lacks.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from .models.requests import GenerateRequest, LoglikelihoodRequest
 from .prompts import PromptConfig, build_context, continuations, pick_fewshot
 from .samples import Sample
 from .scoring import circular
-from .scoring.score import by_category, reasoning_traces, score_record, summarise
-from .taskregistry import Task
-from .taskspec import Mode
+from .scoring.extract import split_reasoning
+from .scoring.score import by_category, predict, reasoning_traces, sample_from_doc, score_record, summarise
+from .taskregistry import Task, UnansweredItem
+from .taskspec import Mode, TaskSpec
 from .templates import RAW_TEMPLATE, TOKENIZER_TEMPLATE, template_stops
 
 CHUNK = 256  # requests a cache commit
@@ -72,13 +77,18 @@ def is_circular(task: Task, opts: RunOptions) -> bool:
     """Whether the task's items are scored under every rotation of their options: asked for
     by ``--circular`` or the spec, and only ever for multiple choice."""
     asked = task.spec.circular if opts.circular is None else opts.circular
-    return asked and task.spec.kind == "multiple_choice"
+    # rotations are scored against the answer, which a predict_only task's items lack
+    return asked and task.spec.kind == "multiple_choice" and not task.spec.predict_only
 
 
 def fewshot_pool(task: Task, opts: RunOptions) -> tuple[int, list[Sample]]:
     """(shots a prompt, the examples they are drawn from), refused when there are too few."""
     k = task.spec.num_fewshot if opts.num_fewshot is None else opts.num_fewshot
     pool = task.fewshot_pool() if k else []
+    if k and task.spec.predict_only and not task.fewshot_path and len(pool) <= k:
+        raise UserError(f"task {task.name!r}: --num_fewshot {k} needs answered examples and its own file has "
+                        f"{len(pool)}; set data.fewshot_path in its spec to an answered file (e.g. the val split) "
+                        "or lower --num_fewshot")
     if k and len(pool) <= k and not task.fewshot_path:
         raise UserError(f"task {task.name!r}: --num_fewshot {k} needs more than {k} items; lower it")
     if k and len(pool) < k:
@@ -206,9 +216,13 @@ def run_task(task: Task, backend: Backend, cache, model_fp: str, opts: RunOption
             k = len(rot["options"])
             rot["resps"] = (responses[rot.pop("request")] if "request" in rot
                             else [resp[(j + rot["rotation"]) % k] for j in range(k)])
-        score_record(task.spec, record, opts.cloze_norm or "char")
+        if task.spec.predict_only:
+            predict_record(task.spec, record, opts.cloze_norm or "char")
+        else:
+            score_record(task.spec, record, opts.cloze_norm or "char")
     extras: dict = {"computed_by_process": shards} if len(shards) > 1 else {}
-    if judge is not None and current().is_main:  # rank 0 alone judges a data-parallel run's outputs
+    # rank 0 alone judges a data-parallel run's outputs; a predict_only task's are not judged
+    if judge is not None and current().is_main and not task.spec.predict_only:
         judged = judge.judge_task(task.spec, task.spec_path.parent, records, opts.cloze_norm or "char", task.name)
         if judged:
             extras["judge"] = judged
@@ -218,7 +232,23 @@ def run_task(task: Task, backend: Backend, cache, model_fp: str, opts: RunOption
         extras["skipped_rows"] = list(task.skipped_rows)
     if records[0]["mode"] == Mode.GENERATE:
         extras["reasoning_traces"] = reasoning_traces(records)
+    scored = not task.spec.predict_only
     return TaskOutcome(task=task, mode=records[0]["mode"], num_fewshot=k, records=records,
-                       metrics=summarise(task.spec, records), categories=by_category(task.spec, records),
+                       metrics=summarise(task.spec, records) if scored else {},
+                       categories=by_category(task.spec, records) if scored else {},
                        n_original=n_original, seconds=time.perf_counter() - started,
                        computed=computed, cached=len(requests) - computed, extras=extras)
+
+
+def predict_record(spec: TaskSpec, record: dict, cloze_norm: str = "char") -> dict:
+    """A predict_only task's record: the prediction (``filtered_resps``) alone, in place.
+    An item without an answer is read back as an UnansweredItem, so a multi-answer item
+    is still chosen as one; an answered item of the split is predicted as any other."""
+    doc = record["doc"]
+    sample = sample_from_doc(doc) if doc.get("answer") or spec.kind != "multiple_choice" \
+        else UnansweredItem.from_doc(doc)
+    pred = predict(spec, sample, record["mode"], record["resps"], cloze_norm)
+    record["filtered_resps"] = list(pred) if isinstance(pred, tuple) else pred
+    if record["mode"] == Mode.GENERATE and isinstance(record["resps"], str) and split_reasoning(record["resps"])[1]:
+        record["reasoning_trace"] = True
+    return record

@@ -6,6 +6,11 @@ UserError lists them all (up to ``MAX_LISTED``, then a count), or, with ``on_bad
 in the spec or ``--skip_bad_rows`` (``skip_bad_rows()``), they are skipped with one warning
 that lists each by line and recorded on the task (``Task.skipped_rows``, which a run writes
 to ``results.json`` as ``aimed.skipped_rows``).
+
+A ``predict_only`` task (taskspec.py) may hold items without an answer; a loader gives such
+an item as an :class:`UnansweredItem`, which still says whether it takes one answer or
+several, so the model's choice is made the right way. Elsewhere an item without an answer is
+a bad row, and a file where no item has one is refused naming ``predict_only``.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Callable, Iterable, Union
 
 from . import plugins
 from .errors import UserError, did_you_mean
+from .registry import Registry
 from .samples import BadRow, Sample
 from .scoring.metrics import METRICS
 from .scoring.protocol import PROTOCOLS
@@ -34,6 +40,38 @@ _SKIP_BAD_ROWS = False  # set by --skip_bad_rows for the whole invocation
 # warnings given in this process, by (what, path, size, mtime): a pipeline
 # scores each checkpoint on the same file, and one warning says it all
 _WARNED: set[tuple] = set()
+
+
+# A publisher's submission format: a predict_only task's sample records (as a run writes
+# them, each with ``doc`` and ``filtered_resps``) -> the text of the file its leaderboard
+# takes. Registered by the plugin that knows the publisher (``submission: cmb`` in a spec).
+# Here, beside the loaders' registry's users, because plugins.py keeps only the loaders'.
+SubmissionWriter = Callable[[list[dict]], str]
+SUBMISSIONS: Registry[SubmissionWriter] = Registry("submission format")
+
+
+@dataclass
+class UnansweredItem(Sample):
+    """A multiple-choice item of a predict_only task whose answer its publisher keeps (CMB's
+    test split). ``answer`` is empty; ``multi_answer`` is what the item's type says (CMB's
+    ``question_type`` 多项选择题), since the choice rule differs for items with several
+    answers (scoring/choose.py, scoring/extract.py) and an unknown answer cannot say it."""
+
+    multi_answer: bool = False
+
+    @property
+    def is_multi_answer(self) -> bool:
+        return self.multi_answer
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "multi_answer": self.multi_answer}
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> "UnansweredItem":
+        """A samples file's ``doc`` of such an item, back as one (scoring.score.sample_from_doc
+        knows only the fields of a plain Sample)."""
+        return cls(id=doc["id"], question=doc["question"], options=doc.get("options", {}),
+                   categories=doc.get("categories", {}), multi_answer=bool(doc.get("multi_answer")))
 
 
 def skip_bad_rows(on: bool = True) -> None:
@@ -113,7 +151,9 @@ class Task:
         fp = self.spec.data.fewshot_path
         return resolve_data_path(fp, self.spec_path) if fp else None
 
-    def _read(self, path: Path) -> list[Sample]:
+    def _read(self, path: Path, answers_required: bool = True) -> list[Sample]:
+        """The file's items, checked. ``answers_required=False``: a predict_only task's own
+        file, whose items may lack an answer (its few-shot file still needs them)."""
         if not path.exists():
             hint = ""
             if self.spec.data.path.startswith(DATA_PREFIX):
@@ -127,7 +167,11 @@ class Task:
         loader = plugins.LOADERS.get(self.spec.data.loader)
         skip = _SKIP_BAD_ROWS or self.spec.on_bad_row == "skip"
         items, bad = collect_rows(loader(path, self.spec.data), path, skip=True)
-        problems = _check_items(items, path, self.spec)
+        if answers_required and self.spec.kind == "multiple_choice" and items and not any(s.answer for s in items):
+            raise UserError(f"{path}: no item has an answer, as in a test split whose answers the publisher keeps; "
+                            f"set predict_only: true in the spec of task {self.name!r} to predict them without "
+                            "scoring (as cmb_test does), or point it at an answered file")
+        problems = _check_items(items, path, self.spec, answers_required)
         bad = sorted(bad + [b for _, b in problems], key=lambda b: b.line)
         if bad and not skip:
             raise UserError(bad_rows_message(path, bad))
@@ -145,11 +189,14 @@ class Task:
 
     def samples(self) -> list[Sample]:
         if "samples" not in self._cache:
-            self._cache["samples"] = self._read(self.data_path)
+            self._cache["samples"] = self._read(self.data_path, answers_required=not self.spec.predict_only)
         return self._cache["samples"]
 
     def fewshot_pool(self) -> list[Sample]:
-        return self._read(self.fewshot_path) if self.fewshot_path else self.samples()
+        """The examples shots are drawn from: answered items only (a shot shows its answer)."""
+        if self.fewshot_path:
+            return self._read(self.fewshot_path)
+        return [s for s in self.samples() if s.gold] if self.spec.predict_only else self.samples()
 
     @cached_property
     def data_hash(self) -> str:
@@ -161,18 +208,21 @@ class Task:
 
     @cached_property
     def spec_hash(self) -> str:
-        # a spec without `circular:` hashes as it did before the key existed; `judge:` says how a
-        # judge reads the outputs, not what the model is asked (the rubric's hash is recorded apart)
-        exclude = {"judge"} if self.spec.circular else {"circular", "judge"}
+        # a spec without `circular:` (or `predict_only:`, `submission:`) hashes as it did before
+        # the key existed; `judge:` says how a judge reads the outputs, not what the model is
+        # asked (the rubric's hash is recorded apart)
+        exclude = {"judge"} | {key for key in ("circular", "predict_only", "submission")
+                               if not getattr(self.spec, key)}
         return hashlib.sha256(self.spec.model_dump_json(exclude=exclude).encode()).hexdigest()[:16]
 
 
-def _check_items(items: list[Sample], path: Path, spec: TaskSpec) -> list[tuple[int, BadRow]]:
+def _check_items(items: list[Sample], path: Path, spec: TaskSpec,
+                 answers_required: bool = True) -> list[tuple[int, BadRow]]:
     """Checks every loader gets for free: ids unique, choices well-formed. (index, problem) of each bad item."""
     problems: list[tuple[int, BadRow]] = []
     seen: dict[str, str] = {}
     for i, s in enumerate(items):
-        problem = _item_problem(s, seen, spec)
+        problem = _item_problem(s, seen, spec, answers_required)
         if problem:
             problems.append((i, BadRow(_line_of(s), problem)))
         else:
@@ -180,20 +230,22 @@ def _check_items(items: list[Sample], path: Path, spec: TaskSpec) -> list[tuple[
     return problems
 
 
-def _item_problem(s: Sample, seen: dict[str, str], spec: TaskSpec) -> str:
+def _item_problem(s: Sample, seen: dict[str, str], spec: TaskSpec, answers_required: bool = True) -> str:
     if s.id in seen:
         return f"duplicate id {s.id!r} (first at {seen[s.id]}); ids must be unique"
     if spec.kind == "multiple_choice":
         if len(s.options) < 2:
             return (f"item {s.id!r} has {len(s.options)} options; "
                     "a multiple-choice item needs at least two non-empty options")
+        if not s.answer and not answers_required:
+            return ""  # a predict_only task's item: its publisher keeps the answer
         if not s.answer:
             return f"item {s.id!r} has no answer letter; fill in the answer"
         missing = [a for a in s.answer if a not in s.options]
         if missing:
             return (f"answer {''.join(missing)!r} of item {s.id!r} is not among its options "
                     f"{''.join(s.options)}; fix the answer or the options")
-    elif not s.target.strip():
+    elif not s.target.strip() and answers_required:
         return f"item {s.id!r} has an empty reference text"
     return ""
 
@@ -222,6 +274,10 @@ def check_task_names(spec: TaskSpec, path: Path) -> None:
             fits = [m for m in METRICS.names() if spec.kind in METRICS.get(m).kinds and not METRICS.get(m).protocol]
             raise UserError(f"{path}: metric {name!r} does not fit a {spec.kind} task; "
                             f"use one of {', '.join(fits)}")
+    if spec.submission and spec.submission not in SUBMISSIONS:
+        raise UserError(f"{path}: unknown submission format {spec.submission!r}"
+                        f"{did_you_mean(spec.submission, SUBMISSIONS.names())}; "
+                        f"known: {', '.join(SUBMISSIONS.names()) or '(none registered)'}")
     if spec.protocol:
         if spec.protocol not in PROTOCOLS:
             raise UserError(f"{path}: unknown protocol {spec.protocol!r}"

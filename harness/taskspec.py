@@ -25,6 +25,15 @@ a run has one (``--judge``); it changes no other number, so the spec's hash leav
 ``protocol: cmexam`` adds a benchmark's published scoring beside the strict metrics
 (``scoring/protocol.py``). ``on_bad_row: skip`` skips the rows a loader cannot read, with
 one warning that lists them (the default, ``error``, refuses the file listing them all).
+
+``predict_only: true`` marks a split whose answers the publisher keeps and scores itself
+(CMB-Exam's test split): its items may come without an answer, the model's choices are
+made and written to the samples file as for any task, and no metric is computed: such a
+spec lists no ``metrics`` (nor ``protocol``, ``circular`` or ``judge``, which all score
+against the answer). ``submission: cmb`` names the format (a writer a plugin registers,
+``taskregistry.SUBMISSIONS``) in which the run also writes the predictions into the run
+folder, as ``submission_<task>.json``, for the publisher's leaderboard. In a normal task an
+item without an answer stays an error.
 """
 
 from __future__ import annotations
@@ -101,13 +110,15 @@ class TaskSpec(_Strict):
     default_mode: Optional[Mode] = None
     num_fewshot: int = Field(0, ge=0, le=25)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
-    metrics: list[str]
+    metrics: list[str] = Field(default_factory=list)  # at least one, unless predict_only
     primary_metric: Optional[str] = None
     limit: Optional[int] = Field(None, ge=1)
     protocol: Optional[str] = None  # a published protocol reported beside the metrics
     circular: bool = False  # every item under each rotation of its options (scoring/circular.py)
     judge: Optional[JudgeSpec] = None  # the rubric a judge scores the outputs with (judge/rubric.py)
     on_bad_row: Literal["error", "skip"] = "error"
+    predict_only: bool = False  # items without answers: predicted, never scored (see the module doc)
+    submission: Optional[str] = None  # predict_only: the publisher's format the predictions are written in
 
     @property
     def mode(self) -> str:
@@ -116,8 +127,9 @@ class TaskSpec(_Strict):
         return Mode.LOGLIKELIHOOD if self.kind == "multiple_choice" else Mode.GENERATE
 
     @property
-    def main_metric(self) -> str:
-        return self.primary_metric or self.metrics[0]
+    def main_metric(self) -> Optional[str]:
+        """The headline metric; None for a predict_only task, which has none."""
+        return self.primary_metric or (self.metrics[0] if self.metrics else None)
 
 
 class GroupSpec(_Strict):
@@ -209,6 +221,14 @@ def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:
 
 
 def _check_task(spec: TaskSpec, path: Path) -> None:
+    if spec.predict_only:
+        _check_predict_only(spec, path)
+    elif not spec.metrics:
+        raise UserError(f"{path}: field 'metrics': list the metrics to report (e.g. metrics: [acc]), or set "
+                        "predict_only: true for a split without answers")
+    elif spec.submission:
+        raise UserError(f"{path}: submission: is written for a predict_only task (a split without answers); "
+                        "set predict_only: true or remove submission")
     if spec.primary_metric and spec.primary_metric not in spec.metrics:
         raise UserError(f"{path}: primary_metric {spec.primary_metric!r} is not in metrics {spec.metrics}")
     if spec.kind == "generation" and spec.default_mode not in (None, Mode.GENERATE):
@@ -216,3 +236,13 @@ def _check_task(spec: TaskSpec, path: Path) -> None:
     if spec.kind == "generation" and spec.circular:
         raise UserError(f"{path}: circular: rotates the options of multiple-choice items, and this task "
                         "generates; remove circular")
+
+
+def _check_predict_only(spec: TaskSpec, path: Path) -> None:
+    """A predict_only task has no answers to score, so nothing in its spec may ask for a score."""
+    scoring = [key for key, asked in (("metrics", spec.metrics), ("primary_metric", spec.primary_metric),
+                                      ("protocol", spec.protocol), ("circular", spec.circular),
+                                      ("judge", spec.judge)) if asked]
+    if scoring:
+        raise UserError(f"{path}: predict_only: the task's answers are kept by its publisher, so nothing is "
+                        f"scored; remove {', '.join(scoring)}")

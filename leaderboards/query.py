@@ -21,7 +21,10 @@ What a leaderboard is:
   the row has every one of them in the column's metric, so averages compare like with
   like (a cell may hold another metric: an lm-eval run of an exported task that lm-eval
   scores with chrf where aimed-eval uses rougeL);
-- ``best_in_stage``: the highest average of each (base model, stage).
+- ``best_in_stage``: the highest average of each (base model, stage);
+- a predict_only task's column (``cmb_test``; main metric ``index.PREDICT_ONLY``) has no
+  number in any row, is left out of the average and of what a headline must cover, and
+  has no progression points.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Union
 
 from aimed.harness.errors import UserError, did_you_mean
-from aimed.harness.index import connect
+from aimed.harness.index import PREDICT_ONLY, connect
 from aimed.harness.index_pg import PgIndex, is_pg_url
 
 # Training stages in pipeline order; 'base' (the untouched base model) first, stages
@@ -209,11 +212,13 @@ def _assemble(runs: list, cells: list[tuple], wanted: Optional[list[str]]) -> Le
     columns = sorted(order, key=lambda t: order[t])
     if wanted:  # the user's order
         columns = [t for t in wanted if t in order]
-    groups = [t for t in columns if order[t][0]]
-    leaves = [t for t in columns if not order[t][0]] or groups
     metrics = {t: metric_votes[t].most_common(1)[0][0] for t in columns}
+    # a predict_only column has no number to average (its cells stay empty)
+    scored = [t for t in columns if metrics[t] != PREDICT_ONLY]
+    groups = [t for t in columns if order[t][0]]
+    leaves = [t for t in scored if not order[t][0]] or [g for g in groups if g in scored]
     members = _group_members(runs, groups)
-    headline = _suite(groups, members, [t for t in columns if not order[t][0]])
+    headline = _suite(groups, members, [t for t in scored if not order[t][0]])
     averaged = [headline] if headline else leaves
     for row in rows.values():  # a cell in another metric (an lm-eval import, say) is no part of it
         vals = [row.scores[t][0] if t in row.scores and row.scores[t][2] == metrics[t] else None for t in averaged]
@@ -280,7 +285,7 @@ def progression(db: DB, base_models: Optional[list[str]] = None, tasks: Optional
                 "step": row.step, "x": x[row.base_model], "run_id": row.run_id, "checkpoint": row.checkpoint}
         x[row.base_model] += 1
         for task in board.tasks:
-            if task in row.scores:
+            if task in row.scores and board.metrics[task] != PREDICT_ONLY:  # predict-only: no score to plot
                 value, se, metric = row.scores[task]
                 out.append({**base, "task": task, "metric": metric, "value": value, "stderr": se,
                             "n": row.counts.get(task)})

@@ -11,7 +11,7 @@ import io
 import json
 from typing import Optional
 
-from .query import AVERAGE, Leaderboard, Row, date_text
+from .query import AVERAGE, PREDICT_ONLY, Leaderboard, Row, date_text
 
 BEST = "★"
 BARS = " ▏▎▍▌▋▊▉█"
@@ -171,7 +171,8 @@ def render_progression(board: Leaderboard) -> str:
     """Score against training step, stage after stage, per base model: a stage line with a
     sparkline of its checkpoints, then one bar a checkpoint. The score is the average of
     the columns shown (one task with --tasks NAME)."""
-    leaves = [t for t in board.tasks if t not in board.groups] or board.tasks
+    scored = [t for t in board.tasks if board.metrics[t] != PREDICT_ONLY]  # what the average is of
+    leaves = [t for t in scored if t not in board.groups] or scored
     what = leaves[0] if len(leaves) == 1 else f"average of {len(leaves)} tasks' main metrics"
     out = [f"stage progression: {what}", ""]
     for base in dict.fromkeys(r.base_model for r in board.rows):

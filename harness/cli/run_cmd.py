@@ -121,6 +121,10 @@ def run(ns: argparse.Namespace) -> int:
                 print(f"== {result.results['config']['model_args']}")
             print_summary(result.results)
             print(f"run folder: {result.run_dir}")
+            for task, info in result.results["aimed"].get("predict_only", {}).items():
+                if info.get("submission"):
+                    print(f"submission for {task} ({info['format']} format, {info['items']} items): "
+                          f"{result.run_dir / info['submission']}")
             if db_path is not None:
                 record(db_path, result.run_dir, result.results)
             if ns.log_to == "mlflow":

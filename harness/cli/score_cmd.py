@@ -1,4 +1,8 @@
-"""``aimed-eval score RUN_DIR``: re-score a run's saved outputs without loading the model."""
+"""``aimed-eval score RUN_DIR``: re-score a run's saved outputs without loading the model.
+
+A predict-only task (``cmb_test``: its publisher keeps the answers) gets its predictions
+made again as the run made them, and still no metric; its submission file
+(``submission_<task>.json``) is written again from them, so the two files agree."""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ from pathlib import Path
 from ..errors import UserError
 from ..flags.judge import add_judge_flags, judge_config, open_judge
 from ..help_text import user_help
-from ..results import FILTER, atomic_write_many, read_results, regroup, task_block
+from ..results import FILTER, atomic_write_many, read_results, regroup, submission_file, task_block
+from ..runner import predict_record
 from ..scoring.metrics import METRICS
 from ..scoring.score import CLOZE_NORMS, by_category, score_record, summarise
+from ..taskregistry import SUBMISSIONS
 from ..taskspec import TaskSpec
 from .summary import print_summary
 
@@ -92,6 +98,10 @@ def _rescore(run_dir: Path, results: dict, norm: str, judge, rewritten: dict[Pat
         spec = _spec(run_dir, task, cfg)
         f = run_dir / f"samples_{task}.jsonl"
         records = _records(f)
+        if spec.predict_only:
+            changed += _repredict(run_dir, spec, task, records, norm, rewritten)
+            rewritten[f] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+            continue
         before = [r.get("filtered_resps") for r in records]
         for r in records:
             score_record(spec, r, norm)
@@ -113,6 +123,26 @@ def _rescore(run_dir: Path, results: dict, norm: str, judge, rewritten: dict[Pat
             results.setdefault("aimed", {}).setdefault("categories", {})[task] = cats
         rewritten[f] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     return changed, judged
+
+
+def _repredict(run_dir: Path, spec: TaskSpec, task: str, records: list[dict], norm: str,
+               rewritten: dict[Path, str]) -> int:
+    """A predict_only task's records predicted again in place by the run's own function
+    (``runner.predict_record``: an unanswered item's ``multi_answer`` flag decides how many
+    letters it takes, which ``score_record`` would not see), and its submission file
+    rewritten from them into ``rewritten`` by the writer the run used; how many predictions
+    changed. Its results block, alias only, stays as it is: there is no metric to
+    recompute, and a judge scores against answers its items lack."""
+    before = [r.get("filtered_resps") for r in records]
+    for r in records:
+        predict_record(spec, r, norm)
+    if spec.submission:
+        if spec.submission not in SUBMISSIONS:
+            raise UserError(f"{run_dir / 'results.json'}: configs.{task}.submission: unknown format "
+                            f"{spec.submission!r}; install the plugin that writes it, or score with the "
+                            "aimed-eval that made the run")
+        rewritten[run_dir / submission_file(task)] = SUBMISSIONS.get(spec.submission)(records)
+    return sum(b != r["filtered_resps"] for b, r in zip(before, records))
 
 
 def plugins_loaded() -> None:

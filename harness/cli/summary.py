@@ -1,4 +1,5 @@
-"""The plain-text table of a run's scores that ``run`` and ``score`` print."""
+"""The plain-text table of a run's scores that ``run`` and ``score`` print. A predict_only
+task has no score: its row says so, with its item count, where a number would be."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ def print_summary(results: dict) -> None:
     groups = set(results.get("groups", {}))
     n_samples = results.get("n-samples", {})
     scored = results.get("aimed", {}).get("scored", {})
+    predicted = results.get("aimed", {}).get("predict_only", {})
     for task, block in results["results"].items():
+        if task in predicted:
+            rows.append((task, "(predict-only)", "—", "", str(predicted[task].get("items", ""))))
+            continue
         for key, value in block.items():
             if "," not in key or "_stderr" in key:
                 continue
@@ -30,3 +35,6 @@ def print_summary(results: dict) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
     if groups:
         print("(* a group: size-weighted means; score = mean of its members' main metrics)")
+    if predicted:
+        print("(predict-only: the publisher keeps the answers; predicted, not scored, and left out of "
+              "group averages)")

@@ -128,15 +128,19 @@ def options_dropping_blanks(obj: Any, at: str) -> dict[str, str]:
     return options_from_mapping(obj, at)
 
 
-def choice_fields(obj: dict, question_key: str, options_key: str, at: str) -> tuple[str, dict[str, str], tuple]:
+def choice_fields(obj: dict, question_key: str, options_key: str, at: str,
+                  answer_required: bool = True) -> tuple[str, dict[str, str], tuple]:
     """(question, options, answer letters) of a publisher's multiple-choice record, each
     checked: the fields present, the question not empty, the answer given and among the
-    options (blank options left out)."""
-    require_fields(obj, (question_key, options_key, "answer"), at)
+    options (blank options left out). ``answer_required=False``: a record of a split whose
+    answers the publisher keeps; no 'answer' field, and the letters come back empty."""
+    require_fields(obj, (question_key, options_key) + (("answer",) if answer_required else ()), at)
     question = field_text(obj, question_key, at)
     if not question:
         raise UserError(f"{at}, field {question_key!r}: empty; fill it in or remove the item")
     options = options_dropping_blanks(obj[options_key], f"{at}, field {options_key!r}")
+    if not answer_required:
+        return question, options, ()
     answer = parse_answer(obj["answer"], f"{at}, field 'answer'")
     if not answer:
         raise UserError(f"{at}, field 'answer': empty; give the letter(s) of the correct option(s)")

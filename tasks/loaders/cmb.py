@@ -20,10 +20,12 @@ An item::
 * The val split (``CMB-Exam/CMB-val/CMB-val-merge.json``, 280 items) adds ``explanation``,
   kept as ``Sample.explanation``. The test split
   (``CMB-Exam/CMB-test/CMB-test-choice-question-merge.json``, 11,200 items) has an integer
-  ``id`` and no ``answer``: CMB keeps the answers and scores submissions itself. The harness
-  scores only answered items, so a file with no answers at all is refused with one line
-  saying so, and there is no test-split task; ``write_cmb_submission`` turns a run's
-  predictions into the file CMB scores.
+  ``id`` and no ``answer``: CMB keeps the answers and scores submissions itself. An item
+  without an ``answer`` field is read as an ``UnansweredItem`` whose ``question_type`` (which
+  must then be 单项选择题 or 多项选择题) says whether it takes several answers; only a
+  ``predict_only`` task accepts such items (the ``cmb_test`` task), and it writes its
+  predictions in the file CMB scores (``submission: cmb``, ``cmb_submission``).
+  ``write_cmb_submission`` writes that file from any run folder of a CMB task.
 
 Ids: the item's own ``id`` when it has one; else ``cmb-val-<index>`` / ``cmb-test-<index>``
 for CMB's own two files and ``<file stem>-<index>`` for any other file in this format
@@ -40,36 +42,39 @@ from aimed.harness import plugins
 from aimed.harness.errors import UserError
 from aimed.harness.runfolder import read_run
 from aimed.harness.samples import BadRow, Sample
+from aimed.harness.taskregistry import SUBMISSIONS, UnansweredItem
 from aimed.harness.taskspec import DataSpec
 
 from ._io import where
 from ._jsonlist import choice_fields, field_text, read_json_list, samples_from_items
 
 CATEGORIES = ("exam_type", "exam_class", "exam_subject")
-SINGLE = "单项选择题"  # one answer; 多项选择题: several
+SINGLE, MULTI = "单项选择题", "多项选择题"  # one answer; several
 CMB_FILES = {"CMB-val-merge.json": "cmb-val", "CMB-test-choice-question-merge.json": "cmb-test"}
 
 
 @plugins.LOADERS.register("cmb")
 def load_cmb(path: Path, data: DataSpec) -> Iterator[Union[Sample, BadRow]]:
     items = read_json_list(path, data, "CMB")
-    objects = [obj for _, _, obj in items if isinstance(obj, dict)]
-    if objects and not any("answer" in obj for obj in objects):
-        raise UserError(f"{path}: no item has an 'answer' field, as in CMB's test split, whose answers CMB "
-                        "keeps to score submissions itself; the harness scores answered items only, so point "
-                        "the task at CMB-Exam/CMB-val/CMB-val-merge.json (the cmb_val task)")
     prefix = CMB_FILES.get(path.name, path.stem)
 
     def make(line: int, index: int, obj: dict) -> Sample:
         at = f"{path}:{line}: item [{index}]"
-        question, options, answer = choice_fields(obj, "question", "option", at)
+        # no 'answer' field at all: a test item (whether the task may hold one is the registry's call)
+        answered = "answer" in obj
+        question, options, answer = choice_fields(obj, "question", "option", at, answer_required=answered)
         qtype = field_text(obj, "question_type", at)
         if qtype == SINGLE and len(answer) > 1:
             raise UserError(f"{at}, field 'answer': {''.join(answer)!r} has {len(answer)} letters but "
                             f"question_type is {SINGLE} (one answer); fix one of the two")
+        if not answered and qtype not in (SINGLE, MULTI):
+            raise UserError(f"{at}, field 'question_type': {qtype!r} is neither {SINGLE} nor {MULTI}, and the "
+                            "item has no answer to tell how many it takes; fix the field")
         categories = {c: field_text(obj, c, at) for c in CATEGORIES}
         explanation = obj.get("explanation")  # kept as written, like CMExam's
-        return Sample(
+        sample_type = Sample if answered else UnansweredItem
+        extra = {} if answered else {"multi_answer": qtype == MULTI}
+        return sample_type(
             id=field_text(obj, "id", at) or f"{prefix}-{index}",
             question=question,
             options=options,
@@ -77,6 +82,7 @@ def load_cmb(path: Path, data: DataSpec) -> Iterator[Union[Sample, BadRow]]:
             categories={c: v for c, v in categories.items() if v},
             where=where(path, line),
             explanation=explanation if isinstance(explanation, str) else field_text(obj, "explanation", at),
+            **extra,
         )
 
     yield from samples_from_items(items, path, make)
@@ -98,10 +104,10 @@ def write_cmb_submission(run_dir: Path, out_path: Path, task: Optional[str] = No
     run's prediction (``filtered_resps``) for each item as sorted letters, the id as the
     integer CMB gave it (test ids are integers) or as the text it was.
 
-    The harness cannot score CMB's unanswered test items today, so a run on the test split
-    cannot be made with it yet; on a run of ``cmb_val`` (or any CMB-format file) this writes
-    that run's predictions in the same format. ``task``: which of the run's tasks (needed only
-    when the run scored several).
+    A run of ``cmb_test`` (``predict_only``, ``submission: cmb``) writes this file into its
+    run folder itself (``submission_cmb_test.json``, through ``cmb_submission``); this writes
+    it from any run folder of a CMB task, ``cmb_val`` too. ``task``: which of the run's tasks
+    (needed only when the run scored several).
     """
     run = read_run(Path(run_dir))
     tasks = run.leaf_tasks()
@@ -113,17 +119,24 @@ def write_cmb_submission(run_dir: Path, out_path: Path, task: Optional[str] = No
             raise UserError(f"{run_dir}: the run scored {', '.join(tasks)}; say which is the CMB task (task=...)")
     elif task not in tasks:
         raise UserError(f"{run_dir}: the run has no task {task!r}; it scored {', '.join(tasks)}")
-    rows = []
-    for record in run.samples(task):
-        doc = record.get("doc") or {}
-        if "id" not in doc:
-            raise UserError(f"{run.samples_file(task)}: a record without doc.id; not a samples file aimed-eval wrote")
-        pred = record.get("filtered_resps")
-        letters = "".join(sorted(pred)) if isinstance(pred, (list, tuple)) else ""
-        raw_id = str(doc["id"])
-        rows.append({"id": int(raw_id) if raw_id.isdigit() else raw_id, "model_answer": letters})
+    records = run.samples(task)
+    if any("id" not in (record.get("doc") or {}) for record in records):
+        raise UserError(f"{run.samples_file(task)}: a record without doc.id; not a samples file aimed-eval wrote")
     out = Path(out_path)
     if out.is_dir():
         raise UserError(f"{out}: is a folder; give the path of the .json file to write")
-    out.write_text(json.dumps(rows, ensure_ascii=False, indent=4) + "\n", encoding="utf-8")
-    return len(rows)
+    out.write_text(cmb_submission(records), encoding="utf-8")
+    return len(records)
+
+
+@SUBMISSIONS.register("cmb")
+def cmb_submission(records: list[dict]) -> str:
+    """The text of CMB's submission file (see ``write_cmb_submission``) from a task's sample
+    records: one ``{"id", "model_answer"}`` an item, in the records' order."""
+    rows = []
+    for record in records:
+        pred = record.get("filtered_resps")
+        letters = "".join(sorted(pred)) if isinstance(pred, (list, tuple)) else ""
+        raw_id = str(record["doc"]["id"])
+        rows.append({"id": int(raw_id) if raw_id.isdigit() else raw_id, "model_answer": letters})
+    return json.dumps(rows, ensure_ascii=False, indent=4) + "\n"
