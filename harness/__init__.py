@@ -10,16 +10,20 @@ The Python API is what ``__all__`` lists; every other module is internal and may
     verdict = gate("runs/sft-200", "runs/base", "docs/gates.example.yaml")
     print(verdict.passed, compare("runs/base", "runs/sft-200").row("cmexam", "acc"))
 
-Names load on first use, so ``import aimed.harness`` stays light (no torch until a model
-is loaded); ``evaluate``, ``compare`` and ``gate`` share their names with the modules that
-define them, so those three are bound here at import (a submodule, once imported, would
-otherwise stand where the function should). ``harness`` imports none of the other top-level packages; built-in tasks and
-metrics arrive as a plugin through the ``aimed.plugins`` entry point (see ``plugins.py``).
+Names load on first use, so ``import aimed.harness`` stays light (no torch, no task
+schema: every command's start-up pays for what it uses alone). ``evaluate``, ``compare``
+and ``gate`` share their names with the modules that define them, and importing a
+submodule binds it on its package: the package's class declines that binding for those
+three, so the function always stands under its name. ``harness`` imports none of the
+other top-level packages; built-in tasks and metrics arrive as a plugin through the
+``aimed.plugins`` entry point (see ``plugins.py``).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -55,10 +59,17 @@ _API = {
 }
 
 __all__ = sorted(_API)
+_SHADOWED = ("compare", "evaluate", "gate")  # API functions named as the modules defining them
 
-from .compare import compare_runs as compare  # noqa: E402  (after _API: see the docstring)
-from .evaluate import evaluate  # noqa: E402
-from .gate import gate  # noqa: E402
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return  # the import system binding a submodule: the API's function keeps the name
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
