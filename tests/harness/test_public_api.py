@@ -48,3 +48,14 @@ def test_the_readme_example_on_a_tiny_model(tiny_llama, tmp_path):
                                       - raw.results["results"]["demo_mcq"]["acc,none"])
     verdict = gate(chat.run_dir, raw.run_dir)
     assert verdict.checks and isinstance(verdict.passed, bool)
+
+
+def test_a_command_loads_its_own_module_alone(tmp_path):
+    """`aimed-eval leaderboard` (the team's most frequent command) starts without the task
+    schema, the scoring engine or torch: only the module of the command named is imported."""
+    code = ("import sys; from aimed.harness.cli import main; code = main(['leaderboard', '--db', sys.argv[1]]); "
+            "print(code, *sorted(m for m in ('aimed.harness.taskspec', 'aimed.harness.evaluate', 'torch', "
+            "'aimed.harness.cli.run_cmd') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "none.sqlite")], capture_output=True, text=True)
+    assert out.stdout.split() == ["2"], out.stdout + out.stderr  # no index there: exit 2, and nothing else loaded
+    assert "no results index there" in out.stderr
