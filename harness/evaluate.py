@@ -12,16 +12,14 @@ from typing import Iterator, Optional, Union
 
 from .cache import NoCache, ResponseCache
 from .distributed import current
-from .errors import UserError
 from .manifest import package_versions, read_manifest
 from .models.args import ModelArgs
 from .models.backend import DEFAULT_BACKEND, Backend, BackendOptions, HashFolder, build_backend
 from .models.fingerprint import folder_fingerprint
 from .owned import folder_lock
 from .results import build_results, prepare_output_dir, submission_file, write_run
-from .runner import RunOptions, TaskOutcome, is_circular, run_task, task_mode
+from .runner import RunOptions, TaskOutcome, check_options_apply, is_circular, run_task
 from .taskregistry import SUBMISSIONS, group_tree, resolve_tasks
-from .taskspec import Mode
 from .templates import RAW_TEMPLATE
 from .training_overlap import check_training_data
 
@@ -85,15 +83,7 @@ def iter_runs(runs: list[ModelArgs], task_names: list[str], opts: RunOptions, ou
     turn. Under a data-parallel launch every process scores a shard and only rank 0 writes
     the folders."""
     tasks = resolve_tasks(task_names)
-    if opts.mode and opts.mode != Mode.GENERATE and not any(t.spec.kind == "multiple_choice" for t in tasks):
-        raise UserError(f"--mode {opts.mode}: applies to multiple-choice tasks, and "
-                        f"{', '.join(t.name for t in tasks)} only generate; drop --mode")
-    if opts.cloze_norm and not any(task_mode(t, opts.mode) == Mode.CLOZE for t in tasks):
-        raise UserError(f"--cloze_norm {opts.cloze_norm}: applies to cloze mode, and no task of this run "
-                        "scores in it; pass --mode cloze or drop --cloze_norm")
-    if opts.circular and not any(t.spec.kind == "multiple_choice" for t in tasks):
-        raise UserError(f"--circular: rotates the options of multiple-choice items, and "
-                        f"{', '.join(t.name for t in tasks)} only generate; drop --circular")
+    check_options_apply(tasks, opts)
     output_dirs = [Path(d) for d in output_dirs]
     locks = ExitStack()
     for d in output_dirs:  # every folder checked (and claimed) before any model work

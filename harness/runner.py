@@ -73,6 +73,24 @@ def task_mode(task: Task, requested: Optional[str]) -> Mode:
     return Mode(requested) if requested else task.spec.mode
 
 
+def check_options_apply(tasks: list[Task], opts: RunOptions) -> None:
+    """A run-wide option that no task of the run uses is refused, never recorded as if it
+    applied: ``--mode`` and ``--circular`` need a multiple-choice task (one that is scored:
+    a predict_only task's options are not rotated), ``--cloze_norm`` one scored in cloze."""
+    listed = ", ".join(t.name for t in tasks)
+    if opts.mode and opts.mode != Mode.GENERATE and not any(t.spec.kind == "multiple_choice" for t in tasks):
+        raise UserError(f"--mode {opts.mode}: applies to multiple-choice tasks, and {listed} only generate; drop --mode")
+    if opts.cloze_norm and not any(task_mode(t, opts.mode) == Mode.CLOZE for t in tasks):
+        raise UserError(f"--cloze_norm {opts.cloze_norm}: applies to cloze mode, and no task of this run "
+                        "scores in it; pass --mode cloze or drop --cloze_norm")
+    if opts.circular and not any(t.spec.kind == "multiple_choice" for t in tasks):
+        raise UserError(f"--circular: rotates the options of multiple-choice items, and {listed} only generate; "
+                        "drop --circular")
+    if opts.circular and not any(is_circular(t, opts) for t in tasks):
+        raise UserError(f"--circular: rotates the options of scored multiple-choice items, and {listed} are "
+                        "predict_only (no answers to score the rotations against); drop --circular")
+
+
 def is_circular(task: Task, opts: RunOptions) -> bool:
     """Whether the task's items are scored under every rotation of their options: asked for
     by ``--circular`` or the spec, and only ever for multiple choice."""

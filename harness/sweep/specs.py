@@ -7,11 +7,9 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from ..errors import UserError
 from ..models.args import ModelArgs
-from ..runner import RunOptions, fewshot_pool
+from ..runner import RunOptions, check_options_apply, fewshot_pool
 from ..taskregistry import DATA_ENV, Task, data_root, resolve_tasks
-from ..taskspec import Mode
 from .jobs import JobSpec
 from .plan import Checkpoint
 from .skip import task_key
@@ -22,14 +20,7 @@ def check_tasks(names: list[str], opts: RunOptions) -> list[Task]:
     a mistake every job would make is one line, not a table of identical failures. (The
     same checks as ``evaluate.iter_runs`` makes before a run.)"""
     tasks = resolve_tasks(names)
-    mcq = [t for t in tasks if t.spec.kind == "multiple_choice"]
-    listed = ", ".join(t.name for t in tasks)
-    if opts.mode and opts.mode != Mode.GENERATE and not mcq:
-        raise UserError(f"--mode {opts.mode}: applies to multiple-choice tasks, and {listed} only generate; "
-                        "drop --mode")
-    if opts.circular and not mcq:
-        raise UserError(f"--circular: rotates the options of multiple-choice items, and {listed} only generate; "
-                        "drop --circular")
+    check_options_apply(tasks, opts)
     for task in tasks:  # as runner.build_requests checks them, before any worker starts
         task.samples()
         fewshot_pool(task, opts)
