@@ -99,6 +99,7 @@ class ScoringService:
         self._results: dict[int, JobResult] = {}
         self._labels: dict[int, str] = {}
         self._on_done: dict[int, Callable[[JobResult], None]] = {}
+        self._task_keys: dict[tuple, str] = {}  # (tasks, options) -> skip.task_key
         self._changed = threading.Condition()
         self._stopped: Optional[str] = None  # why the executor stopped taking jobs
         self._thread = threading.Thread(target=self._drive, name="aimed-scoring", daemon=True)
@@ -142,8 +143,11 @@ class ScoringService:
         self._labels[index] = label
         if on_done is not None:
             self._on_done[index] = on_done
+        key = (tuple(tasks), repr(opts))
+        if key not in self._task_keys:  # the tasks' data read and checked once, not a checkpoint
+            self._task_keys[key] = task_key(tasks, check_tasks(tasks, opts), opts)
         spec = JobSpec(index=index, label=label, model=model, tasks=tuple(tasks),
-                       task_key=task_key(tasks, check_tasks(tasks, opts), opts), options=opts, batch_size="auto",
+                       task_key=self._task_keys[key], options=opts, batch_size="auto",
                        output_root=str(output_root), log_dir=str(self.log_dir), cache_dir=None, done=frozenset(),
                        env=((DATA_ENV, str(data_root().resolve())),), threads=max(1, int(self.entry.cpus_per_job)),
                        meta=tuple((k, str(v)) for k, v in (meta or {}).items()))
